@@ -1,0 +1,45 @@
+"""`python -m facade`: serve MCP at http://HOST:PORT/mcp."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+
+from facade.app import create_app
+from facade.settings import FacadeSettings, parse_args
+
+
+def serve(settings: FacadeSettings) -> None:
+    app = create_app(settings)
+    print(f"toolq facade: MCP at {settings.public_url} (Redis {settings.redis_url})", flush=True)
+    # handler_cancellation: a client that disconnects cancels its call, which aborts the job.
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        handler_cancellation=True,
+        access_log=None,
+        print=None,
+        shutdown_timeout=10,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    refusal = settings.check_exposure()
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

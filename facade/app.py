@@ -1,0 +1,92 @@
+"""`create_app(settings)`: the facade as an aiohttp Application that tests call directly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+from arq.connections import ArqRedis
+from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import RedisError
+
+from facade.calls import ToolCalls
+from facade.catalog import Catalog
+from facade.http_edge import McpEndpoint
+from facade.protocol import McpProtocol
+from facade.queue_client import QueueClient
+from facade.security import AccessPolicy, access_middleware
+from facade.sessions import SessionStore
+from facade.settings import FacadeSettings
+from workers import contract
+
+log = logging.getLogger("toolq.facade")
+
+REDIS = web.AppKey("redis", ArqRedis)
+QUEUE = web.AppKey("queue", QueueClient)
+CALLS = web.AppKey("calls", ToolCalls)
+
+
+def server_version() -> str:
+    try:
+        return version("toolq")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def connect_redis(url: str, *, max_connections: int = 128) -> ArqRedis:
+    """An ArqRedis (JSON serializer) on a bounded pool: thousands of waiting calls share it."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, socket_connect_timeout=2, health_check_interval=30
+    )
+    return ArqRedis(pool_or_conn=pool, job_serializer=contract.dumps, job_deserializer=contract.loads)
+
+
+def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.Application:
+    """The facade. Pass `redis` to share a connection (tests); otherwise one is made from settings."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[access_middleware(AccessPolicy(settings))],
+    )
+    owns_redis = redis is None
+    client = redis if redis is not None else connect_redis(settings.redis_url)
+    catalog = Catalog(client)
+    queue = QueueClient(client, on_registry_change=catalog.invalidate)
+    calls = ToolCalls(
+        catalog, queue, max_call_seconds=settings.max_call_seconds, grace_seconds=settings.call_grace_seconds
+    )
+    protocol = McpProtocol(calls, page_size=settings.page_size, server_version=server_version())
+    endpoint = McpEndpoint(
+        protocol, SessionStore(client, settings.session_ttl_seconds), calls, settings.max_body_bytes
+    )
+    app[REDIS] = client
+    app[QUEUE] = queue
+    app[CALLS] = calls
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await queue.start()
+        yield
+        await queue.close()
+        if owns_redis:
+            await client.aclose(close_connection_pool=True)
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_route("*", "/mcp", endpoint.dispatch)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """Liveness: the process serves HTTP."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: Redis answers, so calls can be queued."""
+    try:
+        await request.app[REDIS].ping()
+    except (RedisError, OSError) as exc:
+        return web.json_response({"status": "unavailable", "redis": str(exc)}, status=503)
+    return web.json_response({"status": "ready", "pending_calls": request.app[QUEUE].pending})

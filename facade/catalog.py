@@ -1,0 +1,128 @@
+"""The tool catalog: which tools have a live worker, on which queue, under which schemas.
+
+Read from the registry workers write (workers/registry.py), cached for a second and dropped
+at once when a worker announces that it joined or left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from redis.asyncio import Redis
+
+from workers import contract
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    #: The MCP Tool object as tools/list shows it.
+    tool: dict[str, Any]
+    queues: tuple[str, ...]
+    timeout: float
+    validator: Draft202012Validator
+
+    def pick_queue(self) -> str:
+        return self.queues[0] if len(self.queues) == 1 else random.choice(self.queues)
+
+    def argument_errors(self, arguments: dict[str, Any]) -> list[str]:
+        errors = sorted(self.validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+        messages = []
+        for error in errors:
+            where = ".".join(str(part) for part in error.absolute_path)
+            messages.append(f"{where}: {error.message}" if where else error.message)
+        return messages
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tools: dict[str, CatalogEntry]
+    #: Tools some worker once served but no live worker serves now.
+    orphaned: frozenset[str]
+    taken_at: float
+
+    def listed(self) -> list[dict[str, Any]]:
+        return [self.tools[name].tool for name in sorted(self.tools)]
+
+
+_validators: dict[str, Draft202012Validator] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    key = json.dumps(schema, sort_keys=True)
+    validator = _validators.get(key)
+    if validator is None:
+        Draft202012Validator.check_schema(schema)
+        validator = _validators[key] = Draft202012Validator(schema)
+    return validator
+
+
+def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snapshot:
+    """Merge live workers' specs; when workers disagree on a spec, the newest worker wins."""
+    chosen: dict[str, tuple[float, dict[str, Any]]] = {}
+    queues: dict[str, set[str]] = {}
+    for info in workers:
+        for spec in info["tools"]:
+            name = spec["name"]
+            queues.setdefault(name, set()).add(info["queue"])
+            if name not in chosen or info["started_at"] > chosen[name][0]:
+                chosen[name] = (info["started_at"], spec)
+    tools = {}
+    for name, (_, spec) in chosen.items():
+        extra = spec.get("x-toolq", {})
+        tool = {key: value for key, value in spec.items() if key != "x-toolq"}
+        try:
+            validator = _validator(tool.get("inputSchema") or {"type": "object"})
+        except SchemaError:
+            continue
+        tools[name] = CatalogEntry(
+            name=name,
+            tool=tool,
+            queues=tuple(sorted(queues[name])),
+            timeout=float(extra.get("timeout", 30.0)),
+            validator=validator,
+        )
+    return Snapshot(tools=tools, orphaned=frozenset(known - set(tools)), taken_at=time.monotonic())
+
+
+class Catalog:
+    def __init__(self, redis: Redis, *, max_age_seconds: float = 1.0):
+        self._redis = redis
+        self._max_age = max_age_seconds
+        self._snapshot: Snapshot | None = None
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._snapshot = None
+
+    async def snapshot(self) -> Snapshot:
+        current = self._snapshot
+        if current is not None and time.monotonic() - current.taken_at < self._max_age:
+            return current
+        async with self._lock:
+            current = self._snapshot
+            if current is None or time.monotonic() - current.taken_at >= self._max_age:
+                current = self._snapshot = await self._load()
+            return current
+
+    async def _load(self) -> Snapshot:
+        now_ms = int(time.time() * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")
+            pipe.smembers(contract.TOOLS_EVER_SERVED)
+            ids, served = await pipe.execute()
+        workers: list[contract.WorkerInfo] = []
+        if ids:
+            keys = [contract.worker_key(i.decode() if isinstance(i, bytes) else i) for i in ids]
+            for raw in await self._redis.mget(keys):
+                if raw is not None:
+                    workers.append(contract.loads(raw))
+        known = {n.decode() if isinstance(n, bytes) else n for n in served}
+        return build_snapshot(workers, known)

@@ -1,0 +1,111 @@
+"""JSON-RPC 2.0 messages as MCP uses them: parsing, error codes and response shapes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+RequestId = str | int
+
+
+class JsonRpcError(Exception):
+    """A JSON-RPC error to send back; `id` is None when the request's id is unknown."""
+
+    def __init__(self, code: int, message: str, data: Any = None, id: RequestId | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+        self.id = id
+
+    def response(self) -> dict[str, Any]:
+        return error_response(self.id, self.code, self.message, self.data)
+
+
+@dataclass(frozen=True)
+class Request:
+    id: RequestId
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Notification:
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Response:
+    """A response or error sent by the client (to a server-to-client request)."""
+
+    id: RequestId | None
+
+
+Message = Request | Notification | Response
+
+
+def decode(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise JsonRpcError(PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc})") from exc
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def parse(payload: Any) -> Message:
+    """One decoded JSON value -> a message; raises JsonRpcError(-32600) for anything else."""
+    if isinstance(payload, list):
+        raise JsonRpcError(
+            INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported; send one message per POST"
+        )
+    if not isinstance(payload, dict):
+        raise JsonRpcError(INVALID_REQUEST, "Invalid Request: the body must be a JSON-RPC object")
+    raw_id = payload.get("id")
+    known_id = raw_id if _valid_id(raw_id) else None
+    if payload.get("jsonrpc") != "2.0":
+        raise JsonRpcError(INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', id=known_id)
+    if "method" not in payload:
+        if ("result" in payload) != ("error" in payload) and (raw_id is None or known_id is not None):
+            return Response(id=known_id)
+        raise JsonRpcError(INVALID_REQUEST, 'Invalid Request: "method" is missing', id=known_id)
+    method = payload["method"]
+    if not isinstance(method, str) or not method:
+        raise JsonRpcError(
+            INVALID_REQUEST, 'Invalid Request: "method" must be a non-empty string', id=known_id
+        )
+    params = payload.get("params", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise JsonRpcError(INVALID_REQUEST, 'Invalid Request: "params" must be an object', id=known_id)
+    if "id" not in payload:
+        return Notification(method=method, params=params)
+    if known_id is None:
+        raise JsonRpcError(INVALID_REQUEST, 'Invalid Request: "id" must be a string or an integer')
+    return Request(id=known_id, method=method, params=params)
+
+
+def result_response(id: RequestId, result: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id, "result": result}
+
+
+def error_response(id: RequestId | None, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": id, "error": error}
+
+
+def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}

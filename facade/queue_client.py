@@ -1,0 +1,217 @@
+"""The facade's side of the queue: enqueue a call, wait for its pushed result, abort it.
+
+One pub/sub connection per facade process receives every completion and progress event for
+the calls it is waiting on (workers publish to this facade's own events channel, named in the
+job id). The waiter is registered before the job is enqueued, so no completion can be missed;
+a slow sweep of the result keys catches what pub/sub drops (a Redis restart, a worker dying
+between storing and publishing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from workers import contract
+
+log = logging.getLogger("toolq.queue")
+
+ProgressCallback = Callable[[contract.ProgressEvent], Awaitable[None]]
+
+
+class CallTimedOut(Exception):
+    """No result arrived before the call's deadline; the job was aborted."""
+
+
+class QueueUnavailable(Exception):
+    """Redis could not be reached to enqueue the call."""
+
+
+@dataclass
+class _Waiter:
+    queue: str
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    registered: float = field(default_factory=time.monotonic)
+
+
+class QueueClient:
+    def __init__(
+        self,
+        redis: ArqRedis,
+        facade_id: str | None = None,
+        *,
+        sweep_seconds: float = 1.0,
+        on_registry_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.facade_id = facade_id or contract.new_facade_id()
+        self._channel = contract.events_channel(self.facade_id)
+        self._sweep_seconds = sweep_seconds
+        self._on_registry_change = on_registry_change
+        self._waiters: dict[str, _Waiter] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+
+    @property
+    def pending(self) -> int:
+        return len(self._waiters)
+
+    async def start(self, *, wait_seconds: float = 5.0) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="toolq-events"),
+            asyncio.create_task(self._sweep(), name="toolq-sweep"),
+        ]
+        # Serve even if Redis is down at start: calls fail clearly until it is back.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), wait_seconds)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def call(
+        self,
+        queue: str,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the deadline is also the job's expiry in the queue
+        on_progress: ProgressCallback | None = None,
+    ) -> contract.CallResult:
+        """Run `tool` on `queue` and return its result; raises CallTimedOut or QueueUnavailable."""
+        job_id = contract.new_job_id(self.facade_id)
+        waiter = _Waiter(queue)
+        self._waiters[job_id] = waiter
+        deadline = time.monotonic() + timeout
+        try:
+            job: contract.JobArguments = {"arguments": arguments, "progress": on_progress is not None}
+            try:
+                await self.redis.enqueue_job(
+                    contract.job_function(tool),
+                    job,
+                    _job_id=job_id,
+                    _queue_name=queue,
+                    _expires=timeout,
+                )
+                await self.redis.publish(contract.wake_channel(queue), b"")
+            except (RedisError, OSError) as exc:
+                raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                event = await asyncio.wait_for(waiter.events.get(), remaining)
+                if event["type"] == "done":
+                    result: contract.CallResult = event["result"]
+                    return result
+                if on_progress is not None:
+                    await on_progress(event)  # type: ignore[arg-type]
+        except TimeoutError:
+            self._abort_soon(queue, job_id)
+            raise CallTimedOut(f"no result within {timeout:g} s") from None
+        except asyncio.CancelledError:
+            self._abort_soon(queue, job_id)
+            raise
+        finally:
+            self._waiters.pop(job_id, None)
+
+    # --- abort ------------------------------------------------------------------------------
+
+    def _abort_soon(self, queue: str, job_id: str) -> None:
+        task = asyncio.create_task(self.abort(queue, job_id))
+        task.add_done_callback(_log_failure)
+
+    async def abort(self, queue: str, job_id: str) -> None:
+        """Stop a job: unqueue it if it has not started, cancel it on its worker if it has."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(queue, job_id)
+            pipe.zadd(contract.ABORT_JOBS, {job_id: int(time.time() * 1000)})
+            pipe.publish(contract.wake_channel(queue), b"")
+            await pipe.execute()
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        waiter = self._waiters.get(event.get("job_id", ""))
+        if waiter is not None:
+            waiter.events.put_nowait(event)
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel, contract.REGISTRY_CHANNEL)
+                self._subscribed.set()
+                if backoff > 0.1:
+                    # Events published while we were away are lost: look at the result keys now.
+                    await self._check_results(min_age=0.0)
+                    self._registry_changed()
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    if message["type"] != "message":
+                        continue
+                    channel = message["channel"]
+                    if channel in (contract.REGISTRY_CHANNEL, contract.REGISTRY_CHANNEL.encode()):
+                        self._registry_changed()
+                        continue
+                    try:
+                        self._deliver(contract.loads(message["data"]))
+                    except (ValueError, TypeError, AttributeError):
+                        log.warning("ignoring a malformed event on %s", self._channel)
+            except (RedisError, OSError) as exc:
+                self._subscribed.clear()
+                log.warning("events channel lost (%s); reconnecting in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _registry_changed(self) -> None:
+        if self._on_registry_change is not None:
+            self._on_registry_change()
+
+    async def _sweep(self) -> None:
+        """The safety net: results whose push never arrived are read from their result keys."""
+        last_cleanup = 0.0
+        while True:
+            await asyncio.sleep(self._sweep_seconds)
+            try:
+                await self._check_results(min_age=self._sweep_seconds)
+                if time.monotonic() - last_cleanup > 60:
+                    last_cleanup = time.monotonic()
+                    # arq never removes abort marks for jobs that finished before the mark.
+                    stale = int((time.time() - 300) * 1000)
+                    await self.redis.zremrangebyscore(contract.ABORT_JOBS, "-inf", stale)
+            except (RedisError, OSError) as exc:
+                log.debug("result sweep skipped: %s", exc)
+
+    async def _check_results(self, *, min_age: float) -> None:
+        now = time.monotonic()
+        job_ids = [job_id for job_id, w in self._waiters.items() if now - w.registered >= min_age]
+        if not job_ids:
+            return
+        records = await self.redis.mget([contract.result_key(job_id) for job_id in job_ids])
+        for job_id, raw in zip(job_ids, records, strict=True):
+            if raw is not None:
+                self._deliver(
+                    {"type": "done", "job_id": job_id, "result": contract.call_result_from_arq_record(raw)}
+                )
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("aborting a job failed: %s", task.exception())

@@ -1,0 +1,92 @@
+"""Who may talk to /mcp: Host and Origin checks (DNS rebinding) and bearer tokens."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from facade.settings import FacadeSettings, is_loopback
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Paths that answer probes (load balancers, compose, Kubernetes) without credentials.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _host_only(value: str) -> str:
+    """'example.com:8000' -> 'example.com'; '[::1]:8000' -> '[::1]'."""
+    if value.startswith("["):
+        return value.split("]", maxsplit=1)[0] + "]"
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class AccessPolicy:
+    def __init__(self, settings: FacadeSettings):
+        self._tokens = tuple(token.encode() for token in settings.tokens)
+        self._origins = {origin.rstrip("/").lower() for origin in settings.allowed_origins}
+        self._hosts = {host.lower() for host in settings.allowed_hosts}
+        # Bound to loopback, only loopback names may appear in Host: that defeats DNS rebinding.
+        self._check_host = bool(self._hosts) or is_loopback(settings.host)
+
+    def host_allowed(self, host: str | None) -> bool:
+        if not self._check_host or "*" in self._hosts:
+            return True
+        if not host:
+            return False
+        host = host.lower()
+        return host in self._hosts or _host_only(host) in self._hosts or is_loopback(_host_only(host))
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if origin is None:
+            return True  # not a browser, or a same-origin navigation
+        if "*" in self._origins:
+            return True
+        origin = origin.rstrip("/").lower()
+        if origin in self._origins:
+            return True
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
+
+    def token_ok(self, authorization: str | None) -> bool:
+        if not self._tokens:
+            return True
+        if not authorization or authorization[:7].lower() != "bearer ":
+            return False
+        presented = authorization[7:].strip().encode()
+        # Compare with every token, always: the time taken says nothing about which one matched.
+        matched = False
+        for token in self._tokens:
+            matched |= hmac.compare_digest(presented, token)
+        return matched
+
+    @property
+    def requires_token(self) -> bool:
+        return bool(self._tokens)
+
+
+def access_middleware(policy: AccessPolicy) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        if not policy.host_allowed(request.headers.get("Host")):
+            return web.json_response({"error": "Misdirected Request: Host not allowed"}, status=421)
+        if not policy.origin_allowed(request.headers.get("Origin")):
+            return web.json_response({"error": "Forbidden: Origin not allowed"}, status=403)
+        authorization = request.headers.get("Authorization")
+        if not policy.token_ok(authorization):
+            challenge = 'Bearer realm="toolq"'
+            if authorization:
+                challenge += ', error="invalid_token"'
+            return web.json_response(
+                {"error": "unauthorized", "error_description": "a valid bearer token is required"},
+                status=401,
+                headers={"WWW-Authenticate": challenge},
+            )
+        return await handler(request)
+
+    return middleware

@@ -1,0 +1,60 @@
+"""`python -m workers`: serve tools from workers/tools on an arq queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from arq.connections import RedisSettings, create_pool
+
+from workers import contract
+from workers.runtime import ToolWorker
+from workers.settings import WorkerSettings, parse_args
+from workers.tools import discover, select
+from workers.weather_providers import aclose_providers
+
+
+async def check_alive(settings: WorkerSettings, pool: str) -> bool:
+    """Liveness: the health key arq writes every health_check_seconds exists for this pool."""
+    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url), retry=0)
+    try:
+        return bool(await redis.exists(f"{contract.queue_name(pool)}:health-check"))
+    finally:
+        await redis.aclose()
+
+
+async def close_tool_resources(_ctx: dict[str, Any]) -> None:
+    await aclose_providers()
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, args = parse_args(argv)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # arq logs every job at INFO; that is per-call noise at our request rates.
+    logging.getLogger("arq.worker").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    available = discover()
+    if args.list:
+        for name, definition in sorted(available.items()):
+            print(f"{name}\t{definition.description}")
+        return 0
+    try:
+        definitions = select(available, settings.tools)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        pool = settings.pool_name([d.name for d in definitions])
+        return 0 if asyncio.run(check_alive(settings, pool)) else 1
+    worker = ToolWorker(definitions, settings, on_shutdown=close_tool_resources)
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The queue contract: the one module that both the facade and the workers import.
+
+Every Redis key and channel name toolq uses, the envelopes that travel between the two sides
+and the JSON serializer arq is configured with live here, so that neither side can drift from
+the other. Nothing on any Redis hop is pickled: a shared Redis must never become a way to run
+code in a worker or a facade.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
+
+PREFIX = "toolq"
+
+#: Sorted set of live workers: member = worker id, score = unix ms after which it is dead.
+WORKERS_LIVE = f"{PREFIX}:workers"
+#: Set of every tool name any worker ever served: a call to one with no live worker fails fast.
+TOOLS_EVER_SERVED = f"{PREFIX}:tools"
+#: Published (payload: worker id) when a worker joins or leaves, so catalogs refresh at once.
+REGISTRY_CHANNEL = f"{PREFIX}:registry"
+
+#: arq's own key for jobs to abort (see arq.constants.abort_jobs_ss); kept here so the facade
+#: does not import arq internals to cancel a call.
+ABORT_JOBS = "arq:abort"
+#: arq's result key prefix (arq.constants.result_key_prefix).
+RESULT_KEY_PREFIX = "arq:result:"
+
+#: How often workers renew their registry entry, and how long an entry lives without renewal.
+HEARTBEAT_SECONDS = 5.0
+WORKER_TTL_SECONDS = 15.0
+
+
+def worker_key(worker_id: str) -> str:
+    """JSON description of one worker: its queue and the specs of the tools it serves."""
+    return f"{PREFIX}:worker:{worker_id}"
+
+
+def queue_name(pool: str) -> str:
+    """The arq queue (a sorted set) that every worker of one pool reads."""
+    return f"{PREFIX}:queue:{pool}"
+
+
+def wake_channel(queue: str) -> str:
+    """Published on every enqueue and abort so idle workers pick the job at once."""
+    return f"{queue}:wake"
+
+
+def events_channel(facade_id: str) -> str:
+    """Where workers push completions and progress for the calls one facade is waiting on."""
+    return f"{PREFIX}:events:{facade_id}"
+
+
+def session_key(session_id: str) -> str:
+    return f"{PREFIX}:session:{session_id}"
+
+
+def job_function(tool_name: str) -> str:
+    """The arq function name under which a worker registers a tool."""
+    return f"tool:{tool_name}"
+
+
+def new_facade_id() -> str:
+    return secrets.token_hex(6)
+
+
+def new_job_id(facade_id: str) -> str:
+    """A fresh job id that names the facade waiting for it, so completion goes only there."""
+    return f"{facade_id}.{secrets.token_hex(12)}"
+
+
+def facade_of(job_id: str) -> str | None:
+    facade_id, sep, _ = job_id.partition(".")
+    return facade_id if sep else None
+
+
+def result_key(job_id: str) -> str:
+    return RESULT_KEY_PREFIX + job_id
+
+
+# --- envelopes --------------------------------------------------------------------------------
+
+ErrorKind = Literal[
+    "invalid_arguments",  # the arguments do not match the tool's input schema
+    "tool_error",  # the tool ran and reported a failure (ToolError) or crashed
+    "timeout",  # the tool did not finish within its timeout
+    "unavailable",  # the tool is not served by this worker
+]
+
+
+class ToolFailure(TypedDict):
+    kind: ErrorKind
+    message: str
+
+
+class CallResult(TypedDict):
+    """What a worker returns for one call (and what arq stores as the job's result)."""
+
+    ok: bool
+    structured: NotRequired[dict[str, Any]]
+    error: NotRequired[ToolFailure]
+    worker: str
+    duration_ms: float
+
+
+class JobArguments(TypedDict):
+    """The single positional argument of every toolq job."""
+
+    arguments: dict[str, Any]
+    progress: bool
+
+
+class DoneEvent(TypedDict):
+    type: Literal["done"]
+    job_id: str
+    result: CallResult
+
+
+class ProgressEvent(TypedDict):
+    type: Literal["progress"]
+    job_id: str
+    progress: float
+    total: NotRequired[float]
+    message: NotRequired[str]
+
+
+class WorkerInfo(TypedDict):
+    """What a worker publishes under worker_key(): enough for a facade to route and list."""
+
+    worker_id: str
+    pool: str
+    queue: str
+    tools: list[dict[str, Any]]
+    host: str
+    pid: int
+    started_at: float
+
+
+# --- serialization ----------------------------------------------------------------------------
+
+
+def _encode_default(value: Any) -> Any:
+    # arq stores exceptions as results on its own failure paths (job expired, aborted, max tries
+    # exceeded, crash): keep their type and message, never the object.
+    if isinstance(value, BaseException):
+        return {"__exception__": type(value).__name__, "message": str(value)}
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    """The serializer for every Redis hop (arq jobs, results, events, registry)."""
+    return json.dumps(value, default=_encode_default, separators=(",", ":")).encode()
+
+
+def loads(data: bytes | str) -> Any:
+    return json.loads(data)
+
+
+def is_exception_record(value: Any) -> TypeGuard[dict[str, Any]]:
+    return isinstance(value, dict) and "__exception__" in value
+
+
+def call_result_from_arq_record(raw: bytes, worker_id: str = "") -> CallResult:
+    """An arq result record -> the CallResult the job returned, or a failure saying why.
+
+    arq writes a record of its own (with an exception as the result) when a job expires in the
+    queue, is aborted before it starts, or runs out of tries; that becomes a failure here.
+    """
+    try:
+        record = loads(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        record = {}
+    value = record.get("r")
+    if record.get("s") and isinstance(value, dict) and "ok" in value:
+        return value  # type: ignore[return-value]
+    if is_exception_record(value):
+        name, message = value["__exception__"], value.get("message") or ""
+        if name == "CancelledError":
+            reason = "the call was cancelled"
+        else:
+            reason = f"{name}: {message}" if message else name
+    else:
+        reason = str(value)
+    return {
+        "ok": False,
+        "error": {"kind": "tool_error", "message": f"The job did not run to completion ({reason})."},
+        "worker": worker_id,
+        "duration_ms": 0.0,
+    }

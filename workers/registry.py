@@ -1,0 +1,76 @@
+"""A worker's entry in the tool registry: published on start, renewed by heartbeat, removed on exit.
+
+`tools/list` in any facade is the union of the tools of the workers whose entry is live, so a
+worker started with a new tool shows up without restarting anything, and a tool whose last
+worker died disappears within WORKER_TTL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from workers import contract
+
+log = logging.getLogger("toolq.registry")
+
+
+@dataclass
+class Registration:
+    worker_id: str
+    pool: str
+    queue: str
+    specs: list[dict[str, Any]]
+    host: str
+    pid: int
+    started_at: float = field(default_factory=time.time)
+
+    def info(self) -> contract.WorkerInfo:
+        return {
+            "worker_id": self.worker_id,
+            "pool": self.pool,
+            "queue": self.queue,
+            "tools": self.specs,
+            "host": self.host,
+            "pid": self.pid,
+            "started_at": self.started_at,
+        }
+
+    async def publish(self, redis: Redis, *, announce: bool) -> None:
+        now_ms = int(time.time() * 1000)
+        ttl_ms = int(contract.WORKER_TTL_SECONDS * 1000)
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(contract.worker_key(self.worker_id), contract.dumps(self.info()), px=ttl_ms)
+            pipe.zadd(contract.WORKERS_LIVE, {self.worker_id: now_ms + ttl_ms})
+            pipe.zremrangebyscore(contract.WORKERS_LIVE, "-inf", now_ms)
+            if announce:
+                pipe.sadd(contract.TOOLS_EVER_SERVED, *[spec["name"] for spec in self.specs])
+                pipe.publish(contract.REGISTRY_CHANNEL, self.worker_id)
+            await pipe.execute()
+
+    async def keep_alive(self, redis: Redis) -> None:
+        """Publish now, then renew every HEARTBEAT_SECONDS; re-announce after an outage."""
+        announce = True
+        while True:
+            try:
+                await self.publish(redis, announce=announce)
+                announce = False
+            except (RedisError, OSError) as exc:
+                log.warning("registry heartbeat failed: %s", exc)
+                announce = True
+                await asyncio.sleep(1.0)
+                continue
+            await asyncio.sleep(contract.HEARTBEAT_SECONDS)
+
+    async def leave(self, redis: Redis) -> None:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(contract.WORKERS_LIVE, self.worker_id)
+            pipe.delete(contract.worker_key(self.worker_id))
+            pipe.publish(contract.REGISTRY_CHANNEL, self.worker_id)
+            await pipe.execute()

@@ -1,0 +1,285 @@
+"""The worker runtime: arq's Worker, woken on enqueue and pushing completions.
+
+arq out of the box polls its queue every 0.5 s and leaves callers to poll the result key.
+toolq keeps arq's claim protocol and result storage but:
+- workers wait on a wake-up channel (a safety-net poll every few seconds remains), so a job
+  starts within a round trip of being enqueued;
+- the job pushes its result to the waiting facade's events channel the moment it has one,
+  and every early-exit failure arq writes without running a hook is pushed as well;
+- results are JSON (workers/contract.py), never pickle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Function, Worker, func
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from workers import contract
+from workers.definition import ToolContext, ToolDefinition, ToolError
+from workers.registry import Registration
+from workers.settings import WorkerSettings
+
+log = logging.getLogger("toolq.worker")
+
+#: arq's own job timeout sits this far behind the tool's, so the tool's timeout (which returns
+#: a clean error) always fires first.
+ARQ_TIMEOUT_MARGIN_SECONDS = 5.0
+#: Tries for idempotent tools: a job whose worker died is run again elsewhere.
+IDEMPOTENT_MAX_TRIES = 3
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def describe_validation_error(tool_name: str, error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        problems.append(f"{where}: {item['msg']}")
+    return f"Invalid arguments for tool {tool_name!r}: " + "; ".join(problems)
+
+
+def failure(kind: contract.ErrorKind, message: str, worker_id: str, started: float) -> contract.CallResult:
+    return {
+        "ok": False,
+        "error": {"kind": kind, "message": message},
+        "worker": worker_id,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+async def run_tool(
+    definition: ToolDefinition,
+    arguments: dict[str, Any],
+    context: ToolContext,
+    worker_id: str,
+) -> contract.CallResult:
+    """Run one call to completion; every outcome but cancellation becomes a CallResult."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(definition.timeout) as deadline:
+            structured = await definition.invoke(arguments, context)
+    except ValidationError as exc:
+        return failure(
+            "invalid_arguments", describe_validation_error(definition.name, exc), worker_id, started
+        )
+    except ToolError as exc:
+        return failure("tool_error", str(exc), worker_id, started)
+    except TimeoutError:
+        if not deadline.expired():
+            log.exception("tool %s raised TimeoutError", definition.name)
+            return failure(
+                "tool_error", f"Tool {definition.name!r} timed out inside the tool.", worker_id, started
+            )
+        return failure(
+            "timeout",
+            f"Tool {definition.name!r} did not finish within its {definition.timeout:g} s timeout.",
+            worker_id,
+            started,
+        )
+    except Exception as exc:
+        log.exception("tool %s crashed", definition.name)
+        return failure(
+            "tool_error",
+            f"Tool {definition.name!r} failed unexpectedly ({type(exc).__name__}: {exc}).",
+            worker_id,
+            started,
+        )
+    return {
+        "ok": True,
+        "structured": structured,
+        "worker": worker_id,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+async def push_event(redis: ArqRedis, job_id: str, event: dict[str, Any]) -> None:
+    facade_id = contract.facade_of(job_id)
+    if facade_id is None:
+        return
+    try:
+        await redis.publish(contract.events_channel(facade_id), contract.dumps(event))
+    except RedisError:
+        # The facade's fallback check of the result key still finds the result.
+        log.warning("could not push event for job %s", job_id, exc_info=True)
+
+
+def job_for(definition: ToolDefinition, worker_id: str) -> Function:
+    """The arq function that runs `definition` for one job and pushes the result."""
+
+    async def run(ctx: dict[str, Any], call: contract.JobArguments) -> contract.CallResult:
+        redis: ArqRedis = ctx["redis"]
+        job_id: str = ctx["job_id"]
+        wants_progress = bool(call.get("progress"))
+
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            if not wants_progress:
+                return
+            event: dict[str, Any] = {"type": "progress", "job_id": job_id, "progress": progress}
+            if total is not None:
+                event["total"] = total
+            if message is not None:
+                event["message"] = message
+            await push_event(redis, job_id, event)
+
+        result = await run_tool(definition, call.get("arguments") or {}, ToolContext(report), worker_id)
+        await push_event(redis, job_id, {"type": "done", "job_id": job_id, "result": result})
+        return result
+
+    run.__qualname__ = run.__name__ = f"tool_{definition.name}"
+    return func(
+        run,
+        name=contract.job_function(definition.name),
+        timeout=definition.timeout + ARQ_TIMEOUT_MARGIN_SECONDS,
+        max_tries=IDEMPOTENT_MAX_TRIES if definition.idempotent else 1,
+    )
+
+
+class ToolWorker(Worker):
+    """An arq Worker that sleeps on a wake-up channel instead of polling every 0.5 s."""
+
+    def __init__(
+        self,
+        definitions: list[ToolDefinition],
+        settings: WorkerSettings,
+        *,
+        redis_pool: ArqRedis | None = None,
+        handle_signals: bool = True,
+        on_shutdown: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.definitions = definitions
+        self.pool_label = settings.pool_name([d.name for d in definitions])
+        queue = contract.queue_name(self.pool_label)
+        self.registration = Registration(
+            worker_id=settings.worker_id,
+            pool=self.pool_label,
+            queue=queue,
+            specs=[d.spec() for d in definitions],
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        self._extra_shutdown = on_shutdown
+        super().__init__(
+            functions=[job_for(d, settings.worker_id) for d in definitions],
+            queue_name=queue,
+            redis_pool=redis_pool,
+            redis_settings=None if redis_pool else RedisSettings.from_dsn(settings.redis_url),
+            max_jobs=settings.concurrency,
+            poll_delay=settings.idle_poll_seconds,
+            health_check_interval=settings.health_check_seconds,
+            job_completion_wait=int(settings.drain_seconds),
+            allow_abort_jobs=True,
+            handle_signals=handle_signals,
+            keep_result=max(60, int(max(d.timeout for d in definitions) * 2)),
+            job_serializer=contract.dumps,
+            job_deserializer=contract.loads,
+            on_shutdown=self._on_shutdown,
+        )
+        self._wake = asyncio.Event()
+        self._saturated = False
+        self._background: list[asyncio.Task[None]] = []
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def main(self) -> None:
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        log.info(
+            "worker %s serving %s on queue %s",
+            self.settings.worker_id,
+            ", ".join(d.name for d in self.definitions),
+            self.queue_name,
+        )
+        self.ctx["redis"] = self.pool
+        self._background = [
+            asyncio.create_task(self._listen_for_wakeups(), name="toolq-wake"),
+            asyncio.create_task(self.registration.keep_alive(self.pool), name="toolq-heartbeat"),
+        ]
+        backoff = 0.1
+        while True:
+            self._wake.clear()
+            try:
+                await self._poll_iteration()
+                backoff = 0.1
+            except REDIS_DOWN as exc:
+                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self._saturated = self.job_counter >= self.max_jobs
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_delay_s)
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        if self._saturated:
+            # The last poll stopped at max_jobs: there may be more queued work for this slot.
+            self._wake.set()
+
+    async def _listen_for_wakeups(self) -> None:
+        channel = contract.wake_channel(self.queue_name)
+        backoff = 0.1
+        while True:
+            pubsub = self.pool.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                # Anything enqueued while we were not listening is picked by this poll.
+                self._wake.set()
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if message is not None:
+                        self._wake.set()
+            except REDIS_DOWN as exc:
+                log.warning("wake-up channel lost (%s); reconnecting in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # --- failures arq records without running a hook ------------------------------------------
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        await super().finish_failed_job(job_id, result_data)
+        if result_data is not None:
+            result = contract.call_result_from_arq_record(result_data, self.settings.worker_id)
+            await push_event(self.pool, job_id, {"type": "done", "job_id": job_id, "result": result})
+
+    # --- shutdown -------------------------------------------------------------------------------
+
+    def handle_sig_wait_for_completion(self, signum: Any) -> None:
+        # Leave the registry at once so facades stop routing here while running jobs drain.
+        super().handle_sig_wait_for_completion(signum)
+        self.loop.create_task(self._leave_registry())
+
+    async def _leave_registry(self) -> None:
+        for task in self._background:
+            task.cancel()
+        if self._pool is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self.registration.leave(self.pool)
+
+    async def _on_shutdown(self, ctx: dict[str, Any]) -> None:
+        await self._leave_registry()
+        if self._extra_shutdown is not None:
+            await self._extra_shutdown(ctx)

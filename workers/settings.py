@@ -1,0 +1,102 @@
+"""Worker process settings: one dataclass, filled from the environment and then from flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from dataclasses import dataclass, field
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    redis_url: str = DEFAULT_REDIS_URL
+    #: Tool names to serve; None means every tool in workers/tools.
+    tools: tuple[str, ...] | None = None
+    #: The pool's name decides its queue; workers of one pool share it. Default: the tool names.
+    pool: str | None = None
+    #: Jobs this process runs at once (arq's max_jobs).
+    concurrency: int = 50
+    #: Seconds a SIGTERM waits for running jobs before handing them back to the queue.
+    drain_seconds: float = 30.0
+    #: Seconds between safety-net polls of the queue; jobs normally arrive by wake-up.
+    idle_poll_seconds: float = 2.0
+    #: Seconds between arq health-check writes (the liveness probe reads that key).
+    health_check_seconds: float = 10.0
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    log_level: str = "INFO"
+
+    def pool_name(self, served: list[str]) -> str:
+        return self.pool or "+".join(sorted(served))
+
+    @classmethod
+    def from_env(cls) -> WorkerSettings:
+        tools = os.environ.get("TOOLQ_TOOLS")
+        return cls(
+            redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+            tools=tuple(t for t in tools.split(",") if t.strip()) if tools else None,
+            pool=os.environ.get("TOOLQ_POOL") or None,
+            concurrency=int(os.environ.get("TOOLQ_CONCURRENCY", "50")),
+            drain_seconds=_env_float("TOOLQ_DRAIN_SECONDS", 30.0),
+            idle_poll_seconds=_env_float("TOOLQ_IDLE_POLL_SECONDS", 2.0),
+            health_check_seconds=_env_float("TOOLQ_HEALTH_CHECK_SECONDS", 10.0),
+            worker_id=os.environ.get("TOOLQ_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
+            log_level=os.environ.get("TOOLQ_LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.Namespace]:
+    base = WorkerSettings.from_env()
+    parser = argparse.ArgumentParser(
+        prog="python -m workers",
+        description="Run a toolq worker: serve tools from workers/tools on an arq queue in Redis.",
+    )
+    parser.add_argument(
+        "--tools",
+        help="comma-separated tool names to serve (env TOOLQ_TOOLS; default: all tools)",
+    )
+    parser.add_argument(
+        "--pool",
+        help="pool name; workers of one pool share a queue (env TOOLQ_POOL; default: the tool names)",
+    )
+    parser.add_argument("--redis-url", help=f"Redis URL (env REDIS_URL; default {DEFAULT_REDIS_URL})")
+    parser.add_argument(
+        "--concurrency", type=int, help="jobs run at once by this process (env TOOLQ_CONCURRENCY; default 50)"
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        help="on SIGTERM, seconds to let running jobs finish before handing them back (default 30)",
+    )
+    parser.add_argument("--worker-id", help="name in the registry and in results (default host-pid)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING (env TOOLQ_LOG_LEVEL; default INFO)")
+    parser.add_argument("--list", action="store_true", help="print the available tools and exit")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="liveness probe: exit 0 if a worker of this pool wrote its health key recently",
+    )
+    args = parser.parse_args(argv)
+    settings = WorkerSettings(
+        redis_url=args.redis_url or base.redis_url,
+        tools=tuple(t for t in args.tools.split(",") if t.strip()) if args.tools else base.tools,
+        pool=args.pool or base.pool,
+        concurrency=args.concurrency or base.concurrency,
+        drain_seconds=args.drain_seconds if args.drain_seconds is not None else base.drain_seconds,
+        idle_poll_seconds=base.idle_poll_seconds,
+        health_check_seconds=base.health_check_seconds,
+        worker_id=args.worker_id or base.worker_id,
+        log_level=(args.log_level or base.log_level).upper(),
+    )
+    if settings.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    if args.list and args.check:
+        parser.error("--list and --check exclude each other")
+    return settings, args
