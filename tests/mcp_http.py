@@ -1,0 +1,79 @@
+"""A raw MCP-over-HTTP test client: every header and status code stays visible to the test."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+ACCEPT = "application/json, text/event-stream"
+
+
+class McpHttp:
+    def __init__(self, client: TestClient[Any, Any]):
+        self.client = client
+        self.session_id: str | None = None
+        self.protocol_version = "2025-11-25"
+        self._ids = itertools.count(1)
+
+    async def initialize(self, version: str = "2025-11-25") -> dict[str, Any]:
+        status, body, headers = await self.post(
+            {
+                "jsonrpc": "2.0",
+                "id": next(self._ids),
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": version,
+                    "capabilities": {},
+                    "clientInfo": {"name": "toolq-tests", "version": "1"},
+                },
+            },
+            session=False,
+        )
+        assert status == 200, body
+        self.session_id = headers["Mcp-Session-Id"]
+        self.protocol_version = body["result"]["protocolVersion"]
+        status, _, _ = await self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        assert status == 202
+        return body["result"]  # type: ignore[no-any-return]
+
+    def headers(self, session: bool = True, **extra: str) -> dict[str, str]:
+        headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
+        if session and self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+            headers["MCP-Protocol-Version"] = self.protocol_version
+        headers.update(extra)
+        return headers
+
+    async def post(
+        self, payload: Any, *, session: bool = True, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
+        data = payload if isinstance(payload, bytes | str) else json.dumps(payload)
+        merged = self.headers(session)
+        merged.update(headers or {})
+        response = await self.client.post("/mcp", data=data, headers=merged)
+        text = await response.text()
+        body: Any = None
+        if text and response.content_type == "application/json":
+            body = json.loads(text)
+        elif text:
+            body = text
+        return response.status, body, dict(response.headers)
+
+    async def rpc(self, method: str, params: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+        """A request that must get HTTP 200: returns the JSON-RPC response object."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": next(self._ids), "method": method}
+        if params is not None:
+            message["params"] = params
+        status, body, _ = await self.post(message, **kw)
+        assert status == 200, (status, body)
+        assert body["id"] == message["id"]
+        return body  # type: ignore[no-any-return]
+
+    async def call(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """tools/call that must succeed at the JSON-RPC level: returns the CallToolResult."""
+        body = await self.rpc("tools/call", {"name": name, "arguments": arguments or {}})
+        assert "result" in body, body
+        return body["result"]  # type: ignore[no-any-return]

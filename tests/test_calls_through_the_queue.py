@@ -1,0 +1,214 @@
+"""A call's path through the queue: failures, deadlines, aborts, progress and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import tools_for_tests as test_tools
+from mcp_http import McpHttp
+
+from facade.queue_client import QueueClient
+from workers import contract
+
+
+async def test_a_tool_error_is_a_result_with_is_error(make_facade, start_worker):
+    await start_worker([test_tools.refuse])
+    client = await make_facade()
+    await client.initialize()
+    result = await client.call("refuse", {"reason": "the moon is not made of cheese"})
+    assert result["isError"] is True
+    assert result["content"] == [{"type": "text", "text": "the moon is not made of cheese"}]
+    assert "structuredContent" not in result
+
+
+async def test_a_crashing_tool_is_reported_not_fatal(make_facade, start_worker):
+    await start_worker([test_tools.explode, test_tools.bad_output, "add"])
+    client = await make_facade()
+    await client.initialize()
+    crashed = await client.call("explode")
+    assert crashed["isError"] is True
+    assert "RuntimeError: kaboom" in crashed["content"][0]["text"]
+    bad = await client.call("bad_output")
+    assert bad["isError"] is True
+    assert "does not match its output schema" in bad["content"][0]["text"]
+    assert (await client.call("add", {"a": 1, "b": 1}))["structuredContent"]["sum"] == 2
+
+
+async def test_invalid_arguments_never_reach_a_worker(mcp: McpHttp, redis):
+    result = await mcp.call("add", {"a": 1})
+    assert result["isError"] is True
+    assert "'b' is a required property" in result["content"][0]["text"]
+    result = await mcp.call("add", {"a": 1, "b": 2, "c": 3})
+    assert "Additional properties are not allowed" in result["content"][0]["text"]
+    assert await redis.keys("arq:job:*") == []
+    assert await redis.keys("arq:result:*") == []
+
+
+async def test_the_worker_validates_arguments_again(start_worker, redis):
+    worker = await start_worker(["add"])
+    queue = QueueClient(redis)
+    await queue.start()
+    try:
+        result = await queue.call(worker.queue_name, "add", {"a": "x", "b": 1}, timeout=5)
+    finally:
+        await queue.close()
+    assert result["ok"] is False
+    assert result["error"]["kind"] == "invalid_arguments"
+    assert result["error"]["message"].startswith("Invalid arguments for tool 'add': a")
+
+
+async def test_a_tool_past_its_timeout_fails_with_a_clear_message(make_facade, start_worker):
+    await start_worker([test_tools.sleepy])
+    client = await make_facade()
+    await client.initialize()
+    result = await client.call("sleepy", {"seconds": 5})
+    assert result["isError"] is True
+    assert result["content"][0]["text"] == "Tool 'sleepy' did not finish within its 0.3 s timeout."
+
+
+async def test_a_call_nobody_picks_up_times_out_and_is_aborted(make_facade, start_worker, redis):
+    worker = await start_worker([test_tools.sleepy])
+    worker.allow_pick_jobs = False  # alive in the registry, but takes no work
+    client = await make_facade(call_grace_seconds=0.2)
+    await client.initialize()
+    started = time.monotonic()
+    result = await client.call("sleepy", {"seconds": 0})
+    assert time.monotonic() - started < 2
+    assert result["isError"] is True
+    assert "did not answer within 0.5 s" in result["content"][0]["text"]
+    await asyncio.sleep(0.05)
+    assert await redis.zcard(worker.queue_name) == 0  # unqueued: a backlog never runs it
+    assert await redis.zcard(contract.ABORT_JOBS) == 1
+
+
+async def test_jobs_expire_in_the_queue_at_the_call_deadline(start_worker, redis):
+    worker = await start_worker([test_tools.sleepy])
+    worker.allow_pick_jobs = False
+    queue = QueueClient(redis)
+    job_id = contract.new_job_id(queue.facade_id)
+    await redis.enqueue_job(
+        contract.job_function("sleepy"),
+        {"arguments": {"seconds": 0}},
+        _job_id=job_id,
+        _queue_name=worker.queue_name,
+        _expires=3,
+    )
+    ttl_ms = await redis.pttl(f"arq:job:{job_id}")
+    assert 0 < ttl_ms <= 3000
+
+
+async def test_an_expired_job_is_pushed_as_a_failure(start_worker, redis):
+    worker = await start_worker([test_tools.sleepy])
+    queue = QueueClient(redis)
+    await queue.start()
+    try:
+        worker.allow_pick_jobs = False
+        call = asyncio.create_task(queue.call(worker.queue_name, "sleepy", {"seconds": 0}, timeout=5))
+        await asyncio.sleep(0.05)
+        await redis.delete(*await redis.keys("arq:job:*"))  # what expiry does to a queued job
+        worker.allow_pick_jobs = True
+        worker._wake.set()
+        result = await asyncio.wait_for(call, 1.0)  # pushed, not found by the 1 s sweep
+    finally:
+        await queue.close()
+    assert result["ok"] is False
+    assert "job expired" in result["error"]["message"]
+
+
+async def test_results_whose_push_was_lost_are_found_by_the_sweep(start_worker, redis, monkeypatch):
+    import workers.runtime
+
+    async def lost(*_args, **_kwargs):
+        return None
+
+    monkeypatch.setattr(workers.runtime, "push_event", lost)
+    worker = await start_worker(["add"])
+    queue = QueueClient(redis, sweep_seconds=0.1)
+    await queue.start()
+    try:
+        result = await queue.call(worker.queue_name, "add", {"a": 2, "b": 2}, timeout=5)
+    finally:
+        await queue.close()
+    assert result["structured"] == {"a": 2, "b": 2, "sum": 4}
+
+
+async def test_nothing_on_redis_is_pickled(mcp: McpHttp, redis, start_worker):
+    worker = await start_worker([test_tools.patient])
+    call = asyncio.create_task(mcp.call("patient", {"seconds": 0.3}))
+    await asyncio.sleep(0.1)
+    (job_key,) = await redis.keys("arq:job:*")
+    job = json.loads(await redis.get(job_key))
+    assert job["f"] == "tool:patient"
+    assert job["a"] == [{"arguments": {"seconds": 0.3}, "progress": False}]
+    await call
+    (result_key,) = await redis.keys("arq:result:*")
+    assert json.loads(await redis.get(result_key))["r"]["structured"] == {"slept": 0.3}
+    assert worker.queue_name == "toolq:queue:patient"
+
+
+async def test_progress_travels_on_an_sse_stream(make_facade, start_worker):
+    await start_worker([test_tools.steps])
+    client = await make_facade()
+    await client.initialize()
+    response = await client.client.post(
+        "/mcp",
+        json={
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "tools/call",
+            "params": {"name": "steps", "arguments": {"count": 3}, "_meta": {"progressToken": "p1"}},
+        },
+        headers=client.headers(),
+    )
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    events = [
+        json.loads(line[len("data: ") :])
+        for line in (await response.text()).splitlines()
+        if line.startswith("data: ")
+    ]
+    progress = [e["params"] for e in events if e.get("method") == "notifications/progress"]
+    assert progress == [
+        {"progressToken": "p1", "progress": step, "total": 3, "message": f"step {step}"} for step in (1, 2, 3)
+    ]
+    assert events[-1]["id"] == 9
+    assert events[-1]["result"]["structuredContent"] == {"done": True}
+
+
+async def test_without_a_progress_token_the_answer_is_plain_json(make_facade, start_worker):
+    await start_worker([test_tools.steps])
+    client = await make_facade()
+    await client.initialize()
+    result = await client.call("steps", {"count": 2})
+    assert result["structuredContent"] == {"done": True}
+
+
+async def test_notifications_cancelled_stops_the_call_and_its_job(make_facade, start_worker, redis):
+    worker = await start_worker([test_tools.patient])
+    client = await make_facade()
+    await client.initialize()
+    request = {
+        "jsonrpc": "2.0",
+        "id": "slow-1",
+        "method": "tools/call",
+        "params": {"name": "patient", "arguments": {"seconds": 20}},
+    }
+    call = asyncio.create_task(client.post(request))
+    for _ in range(100):
+        if worker.job_tasks:
+            break
+        await asyncio.sleep(0.02)
+    assert worker.job_tasks, "the job never started"
+    status, _, _ = await client.post(
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1"}}
+    )
+    assert status == 202
+    status, body, _ = await asyncio.wait_for(call, 2)
+    assert status == 200
+    assert body["error"]["code"] == -32800
+    for _ in range(100):
+        if not worker.job_tasks:
+            break
+        await asyncio.sleep(0.02)
+    assert not worker.job_tasks, "the job is still running on its worker"

@@ -1,0 +1,36 @@
+"""The queue contract shared by facade and workers: names, envelopes, JSON on every hop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from workers import contract
+
+
+def test_job_ids_name_the_facade_that_waits():
+    job_id = contract.new_job_id("f00d")
+    assert contract.facade_of(job_id) == "f00d"
+    assert contract.new_job_id("f00d") != job_id
+    assert contract.facade_of("no-facade-in-here") is None
+
+
+def test_exceptions_serialize_as_data():
+    data = contract.dumps({"r": asyncio.CancelledError(), "a": (1, 2)})
+    assert contract.loads(data) == {"r": {"__exception__": "CancelledError", "message": ""}, "a": [1, 2]}
+
+
+def test_arq_failure_records_become_failed_results():
+    record = contract.dumps({"s": False, "r": RuntimeError("job expired")})
+    result = contract.call_result_from_arq_record(record, "w1")
+    assert result["ok"] is False
+    assert result["worker"] == "w1"
+    assert "RuntimeError: job expired" in result["error"]["message"]
+
+
+def test_a_successful_record_gives_back_the_worker_result():
+    result = {"ok": True, "structured": {"sum": 2}, "worker": "w", "duration_ms": 1.0}
+    assert contract.call_result_from_arq_record(contract.dumps({"s": True, "r": result})) == result
+
+
+def test_a_garbled_record_is_a_failure_not_a_crash():
+    assert contract.call_result_from_arq_record(b"\x80 not json")["ok"] is False

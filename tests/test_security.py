@@ -1,0 +1,93 @@
+"""Who may call /mcp: Origin, Host, bearer tokens, and where the facade agrees to listen."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from mcp_http import McpHttp
+
+from facade.security import AccessPolicy
+from facade.settings import FacadeSettings
+
+PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+
+
+async def test_a_foreign_origin_is_403(mcp: McpHttp):
+    status, _, _ = await mcp.post(PING, headers={"Origin": "https://evil.example"})
+    assert status == 403
+
+
+async def test_loopback_origins_are_allowed(mcp: McpHttp):
+    for origin in ("http://localhost:6274", "http://127.0.0.1:8000", "http://[::1]:3000"):
+        status, _, _ = await mcp.post(PING, headers={"Origin": origin})
+        assert status == 200, origin
+
+
+async def test_configured_origins_are_allowed(make_facade):
+    client = await make_facade(allowed_origins=("https://app.example",))
+    await client.initialize()
+    status, _, _ = await client.post(PING, headers={"Origin": "https://app.example"})
+    assert status == 200
+    status, _, _ = await client.post(PING, headers={"Origin": "https://other.example"})
+    assert status == 403
+
+
+async def test_a_foreign_host_on_loopback_is_421(mcp: McpHttp):
+    status, _, _ = await mcp.post(PING, headers={"Host": "attacker.example:8000"})
+    assert status == 421
+
+
+async def test_tokens_are_required_when_configured(make_facade):
+    client = await make_facade(tokens=("alpha", "beta"))
+    status, body, headers = await client.post(PING, session=False)
+    assert status == 401
+    assert headers["WWW-Authenticate"] == 'Bearer realm="toolq"'
+    assert body["error"] == "unauthorized"
+    status, _, headers = await client.post(PING, session=False, headers={"Authorization": "Bearer gamma"})
+    assert status == 401
+    assert 'error="invalid_token"' in headers["WWW-Authenticate"]
+    status, _, _ = await client.post(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25"}},
+        session=False,
+        headers={"Authorization": "Bearer beta"},
+    )
+    assert status == 200
+
+
+async def test_health_endpoints_need_no_token(make_facade):
+    client = await make_facade(tokens=("alpha",))
+    assert (await client.client.get("/healthz")).status == 200
+    ready = await client.client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["status"] == "ready"
+
+
+def test_token_check_accepts_only_exact_bearer_tokens():
+    policy = AccessPolicy(FacadeSettings(tokens=("t0ken",)))
+    assert policy.token_ok("Bearer t0ken")
+    assert policy.token_ok("bearer t0ken")
+    assert not policy.token_ok("Bearer t0ke")
+    assert not policy.token_ok("Bearer t0ken0")
+    assert not policy.token_ok("Basic t0ken")
+    assert not policy.token_ok(None)
+
+
+def test_listening_beyond_loopback_without_tokens_is_refused():
+    assert FacadeSettings(host="0.0.0.0").check_exposure() is not None
+    assert FacadeSettings(host="0.0.0.0", tokens=("t",)).check_exposure() is None
+    assert FacadeSettings(host="0.0.0.0", allow_unauthenticated=True).check_exposure() is None
+    assert FacadeSettings(host="127.0.0.1").check_exposure() is None
+    assert FacadeSettings(host="::1").check_exposure() is None
+
+
+def test_the_facade_process_refuses_to_expose_itself():
+    done = subprocess.run(
+        [sys.executable, "-m", "facade", "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert "TOOLQ_TOKENS" in done.stderr
