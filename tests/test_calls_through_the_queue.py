@@ -9,6 +9,7 @@ import time
 import tools_for_tests as test_tools
 from mcp_http import McpHttp
 
+import workers.runtime
 from facade.queue_client import QueueClient
 from workers import contract
 
@@ -118,8 +119,6 @@ async def test_an_expired_job_is_pushed_as_a_failure(start_worker, redis):
 
 
 async def test_results_whose_push_was_lost_are_found_by_the_sweep(start_worker, redis, monkeypatch):
-    import workers.runtime
-
     async def lost(*_args, **_kwargs):
         return None
 
