@@ -269,6 +269,12 @@ class ToolWorker(Worker):
 
     def handle_sig_wait_for_completion(self, signum: Any) -> None:
         # Leave the registry at once so facades stop routing here while running jobs drain.
+        log.info(
+            "worker %s stopping: %d running job(s) get up to %g s to finish",
+            self.settings.worker_id,
+            len(self.job_tasks),
+            self._job_completion_wait,
+        )
         super().handle_sig_wait_for_completion(signum)
         self.loop.create_task(self._leave_registry())
 

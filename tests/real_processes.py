@@ -1,0 +1,177 @@
+"""Real parts for end-to-end tests: a redis-server of the test's own, facade and worker processes.
+
+Never the machine's shared Redis on 6379: every server here listens on a free port in a temp dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def redis_server_binary() -> str:
+    """The redis-server to use, or skip (fail when TOOLQ_REQUIRE_REDIS=1)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        reason = "redis-server is not installed (apt-get install redis-server); end-to-end tests need it"
+        if os.environ.get("TOOLQ_REQUIRE_REDIS") == "1":
+            pytest.fail(reason + " and TOOLQ_REQUIRE_REDIS=1")
+        pytest.skip(reason)
+    return binary
+
+
+class RedisServer:
+    def __init__(self, directory: Path):
+        self.binary = redis_server_binary()
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.directory),
+                "--logfile", str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(lambda: port_open(self.port), 10, f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
+class Service:
+    """A facade or worker process with its output captured to a file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def terminate(self, timeout: float = 20) -> int:
+        """SIGTERM and wait: the exit code of a clean shutdown."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+        self._log.close()
+
+
+class Stack:
+    """Starts services against one redis-server; everything is stopped at the end."""
+
+    def __init__(self, redis: RedisServer, log_dir: Path, extra_env: dict[str, str] | None = None):
+        self.redis = redis
+        self.log_dir = log_dir
+        self.services: list[Service] = []
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("TOOLQ_", "ANTHROPIC_", "REDIS_"))
+        }
+        self.env.update({"REDIS_URL": redis.url, "PYTHONUNBUFFERED": "1", **(extra_env or {})})
+
+    def start(self, name: str, args: list[str], **env: str) -> Service:
+        service = Service(name, args, {**self.env, **env}, self.log_dir)
+        self.services.append(service)
+        return service
+
+    def facade(self, port: int | None = None, **env: str) -> tuple[Service, str]:
+        port = port or free_port()
+        service = self.start("facade", ["-m", "facade", "--host", "127.0.0.1", "--port", str(port)], **env)
+        wait_until(lambda: port_open(port) or not service.alive(), 20, "the facade to listen")
+        assert service.alive(), service.output()
+        return service, f"http://127.0.0.1:{port}/mcp"
+
+    def worker(self, name: str, *args: str, **env: str) -> Service:
+        return self.start(name, ["-m", "workers", "--worker-id", name, *args], **env)
+
+    def stop_all(self) -> None:
+        for service in reversed(self.services):
+            service.kill()
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path: Path, **extra_env: str) -> Iterator[Stack]:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    stack = Stack(redis, tmp_path, extra_env)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+        redis.stop()
