@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -180,7 +181,7 @@ class ToolWorker(Worker):
             max_jobs=settings.concurrency,
             poll_delay=settings.idle_poll_seconds,
             health_check_interval=settings.health_check_seconds,
-            job_completion_wait=int(settings.drain_seconds),
+            job_completion_wait=math.ceil(settings.drain_seconds),
             allow_abort_jobs=True,
             handle_signals=handle_signals,
             keep_result=max(60, int(max(d.timeout for d in definitions) * 2)),
@@ -276,6 +277,14 @@ class ToolWorker(Worker):
             self._job_completion_wait,
         )
         super().handle_sig_wait_for_completion(signum)
+        self.loop.create_task(self._leave_registry())
+
+    def handle_sig(self, signum: Any) -> None:
+        # Without a drain period running jobs are cancelled now and go back to the queue.
+        log.info(
+            "worker %s stopping: %d running job(s) handed back", self.settings.worker_id, len(self.job_tasks)
+        )
+        super().handle_sig(signum)
         self.loop.create_task(self._leave_registry())
 
     async def _leave_registry(self) -> None:

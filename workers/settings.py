@@ -15,6 +15,11 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def _names(value: str | None) -> tuple[str, ...] | None:
+    names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
+    return names or None
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     redis_url: str = DEFAULT_REDIS_URL
@@ -41,7 +46,7 @@ class WorkerSettings:
         tools = os.environ.get("TOOLQ_TOOLS")
         return cls(
             redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-            tools=tuple(t for t in tools.split(",") if t.strip()) if tools else None,
+            tools=_names(tools),
             pool=os.environ.get("TOOLQ_POOL") or None,
             concurrency=int(os.environ.get("TOOLQ_CONCURRENCY", "50")),
             drain_seconds=_env_float("TOOLQ_DRAIN_SECONDS", 30.0),
@@ -86,9 +91,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
     args = parser.parse_args(argv)
     settings = WorkerSettings(
         redis_url=args.redis_url or base.redis_url,
-        tools=tuple(t for t in args.tools.split(",") if t.strip()) if args.tools else base.tools,
+        tools=_names(args.tools) if args.tools else base.tools,
         pool=args.pool or base.pool,
-        concurrency=args.concurrency or base.concurrency,
+        concurrency=args.concurrency if args.concurrency is not None else base.concurrency,
         drain_seconds=args.drain_seconds if args.drain_seconds is not None else base.drain_seconds,
         idle_poll_seconds=base.idle_poll_seconds,
         health_check_seconds=base.health_check_seconds,
@@ -97,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
     )
     if settings.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if settings.drain_seconds < 0:
+        parser.error("--drain-seconds cannot be negative")
     if args.list and args.check:
         parser.error("--list and --check exclude each other")
     return settings, args

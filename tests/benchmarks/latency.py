@@ -1,0 +1,607 @@
+"""Latency, throughput and idle cost of toolq, side by side with the official MCP SDK, in one run.
+
+What it measures (DESIGN.md, "Targets"):
+- Reference A: the `mcp` SDK's own server (MCPServer, Streamable HTTP, JSON responses, stateful
+  handshake sessions) with the same `add(a, b) -> {a, b, sum}` tool running in-process, in a
+  subprocess of this script (`latency.py --serve-sdk-reference --port P`).
+- toolq: a redis-server of its own (free port, temp dir), `python -m facade` and ONE
+  `python -m workers --tools add`, all subprocesses.
+- Reference B (unless --arq-calls 0): plain arq with its defaults (0.5 s polls on both sides):
+  enqueue_job + job.result() against a default arq worker on the same redis-server.
+
+One client implementation (aiohttp, keep-alive, one session per system) drives both MCP servers:
+warm-up, then sequential latency (p50/p90/p99/max), then throughput with C concurrent callers
+for a fixed duration (calls/s, p50/p99 under load). The systems alternate in rounds so machine
+noise hits both alike. Last, the idle cost: Redis commands per second while toolq (one facade,
+one worker) sits idle, from INFO commandstats (the benchmark's own INFO calls excluded).
+
+The report compares toolq with the SDK against the design targets (PASS/MISS). It is a report:
+a MISS never changes the exit code.
+
+Run from the repository root:
+    .venv/bin/python tests/benchmarks/latency.py [--calls N] [--concurrency C] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+import uvicorn
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from mcp.server.mcpserver import MCPServer
+from pydantic import BaseModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from real_processes import RedisServer, Stack, free_port, port_open, wait_until
+
+PROTOCOL_VERSION = "2025-11-25"
+ARQ_QUEUE = "bench:arq-defaults"
+THIS_FILE = str(Path(__file__).resolve())
+TARGETS = {"p50": 2.0, "p99": 3.0, "throughput": 0.8, "idle_commands_per_s": 5.0}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the references' server sides (run in subprocesses of this script) ---------------------------
+
+
+class Sum(BaseModel):
+    a: int | float
+    b: int | float
+    sum: int | float
+
+
+def serve_sdk_reference(port: int) -> None:
+    """The official SDK's server with the tool in-process: what toolq is compared with."""
+    server = MCPServer("sdk-reference")
+
+    @server.tool()
+    async def add(a: int | float, b: int | float) -> Sum:
+        """Add two numbers and return both operands with their sum."""
+        return Sum(a=a, b=b, sum=a + b)
+
+    # host="127.0.0.1" keeps the SDK's DNS-rebinding checks on; they allow loopback Host headers.
+    app = server.streamable_http_app(json_response=True, host="127.0.0.1")
+    # No access log, like the toolq facade (access_log=None): both log nothing per request.
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+async def arq_add(_ctx: dict[str, Any], a: float, b: float) -> dict[str, float]:
+    return {"a": a, "b": b, "sum": a + b}
+
+
+def serve_arq_reference(redis_url: str) -> None:
+    """A plain arq worker with every default (0.5 s poll_delay, pickle)."""
+    Worker(functions=[arq_add], redis_settings=RedisSettings.from_dsn(redis_url), queue_name=ARQ_QUEUE).run()
+
+
+# --- the client, identical for every MCP server -------------------------------------------------
+
+
+class CallFailed(Exception):
+    pass
+
+
+class McpClient:
+    """A raw MCP-over-HTTP client: one handshake session, then timed `tools/call add` requests."""
+
+    def __init__(self, name: str, url: str, concurrency: int, server_pids: list[int]):
+        self.name = name
+        self.url = url
+        #: The processes that serve this client's calls: their CPU time is charged to the calls.
+        self.server_pids = server_pids
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency + 8),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        self.headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        self._ids = itertools.count(1)
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def post(self, message: dict[str, Any]) -> tuple[int, Any, Mapping[str, str]]:
+        async with self.http.post(self.url, data=json.dumps(message), headers=self.headers) as response:
+            text = await response.text()
+            body: Any = text
+            if response.content_type == "application/json" and text:
+                body = json.loads(text)
+            return response.status, body, response.headers.copy()
+
+    async def rpc(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        status, body, _ = await self.post(
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        )
+        if status != 200 or not isinstance(body, dict) or "result" not in body:
+            raise CallFailed(f"{self.name}: {method} -> HTTP {status}: {body}")
+        return body["result"]  # type: ignore[no-any-return]
+
+    async def initialize(self) -> None:
+        params = {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "toolq-benchmark", "version": "1"},
+        }
+        status, body, headers = await self.post(
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": "initialize", "params": params}
+        )
+        if status != 200 or "Mcp-Session-Id" not in headers:
+            raise CallFailed(f"{self.name}: initialize -> HTTP {status}: {body}")
+        self.headers["Mcp-Session-Id"] = headers["Mcp-Session-Id"]
+        self.headers["MCP-Protocol-Version"] = body["result"]["protocolVersion"]
+        status, _, _ = await self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        if status != 202:
+            raise CallFailed(f"{self.name}: notifications/initialized -> HTTP {status}")
+
+    async def tool_names(self) -> list[str]:
+        return [tool["name"] for tool in (await self.rpc("tools/list", {}))["tools"]]
+
+    async def add(self, a: int, b: int) -> dict[str, Any]:
+        """One `tools/call add`; raises CallFailed unless the result carries the right sum."""
+        result = await self.rpc("tools/call", {"name": "add", "arguments": {"a": a, "b": b}})
+        structured = result.get("structuredContent") or {}
+        if result.get("isError") or structured.get("sum") != a + b:
+            raise CallFailed(f"{self.name}: add({a}, {b}) -> {result}")
+        return structured
+
+    async def timed_add(self, i: int) -> float | None:
+        """Milliseconds for one call, or None if it failed."""
+        started = time.perf_counter()
+        try:
+            await self.add(i, 42 - i)
+        except (CallFailed, aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        return (time.perf_counter() - started) * 1000
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    """Everything measured for one MCP server, accumulated over the rounds."""
+
+    sequential_ms: list[float] = field(default_factory=list)
+    load_ms: list[float] = field(default_factory=list)
+    load_seconds: float = 0.0
+    #: CPU seconds the server side used (all of its processes), sequential and under load.
+    sequential_cpu: float = 0.0
+    load_cpu: float = 0.0
+    errors: int = 0
+
+    def add(self, latencies: list[float | None], cpu: float, *, load: bool) -> None:
+        good = [ms for ms in latencies if ms is not None]
+        self.errors += len(latencies) - len(good)
+        if load:
+            self.load_ms.extend(good)
+            self.load_cpu += cpu
+        else:
+            self.sequential_ms.extend(good)
+            self.sequential_cpu += cpu
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc; NaN elsewhere)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return math.nan
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def sequential(client: McpClient, calls: int) -> list[float | None]:
+    return [await client.timed_add(i) for i in range(calls)]
+
+
+async def under_load(client: McpClient, concurrency: int, seconds: float) -> tuple[list[float | None], float]:
+    """`concurrency` callers loop for `seconds`; returns every latency and the wall time taken."""
+    deadline = time.perf_counter() + seconds
+
+    async def caller(offset: int) -> list[float | None]:
+        latencies: list[float | None] = []
+        i = offset
+        while time.perf_counter() < deadline:
+            latencies.append(await client.timed_add(i))
+            i += concurrency
+        return latencies
+
+    started = time.perf_counter()
+    per_caller = await asyncio.gather(*(caller(n) for n in range(concurrency)))
+    return [ms for latencies in per_caller for ms in latencies], time.perf_counter() - started
+
+
+async def measure(
+    clients: list[McpClient], *, calls: int, concurrency: int, duration: float, rounds: int, warmup: int
+) -> dict[str, Samples]:
+    """Warm up, then alternate the systems round by round (A B, B A, ...) for each measurement."""
+    samples = {client.name: Samples() for client in clients}
+    for client in clients:
+        log(f"warm-up: {warmup} calls + {concurrency} concurrent callers for 0.5 s on {client.name}")
+        await sequential(client, warmup)
+        await under_load(client, concurrency, 0.5)
+    for round_no in range(rounds):
+        order = clients if round_no % 2 == 0 else clients[::-1]
+        for client in order:
+            n = calls // rounds + (1 if round_no < calls % rounds else 0)
+            log(f"round {round_no + 1}/{rounds}: {n} sequential calls on {client.name}")
+            cpu = cpu_seconds(client.server_pids)
+            latencies = await sequential(client, n)
+            samples[client.name].add(latencies, cpu_seconds(client.server_pids) - cpu, load=False)
+    for round_no in range(rounds):
+        order = clients if round_no % 2 == 0 else clients[::-1]
+        for client in order:
+            seconds = duration / rounds
+            log(f"round {round_no + 1}/{rounds}: {concurrency} callers for {seconds:g} s on {client.name}")
+            cpu = cpu_seconds(client.server_pids)
+            latencies, elapsed = await under_load(client, concurrency, seconds)
+            samples[client.name].add(latencies, cpu_seconds(client.server_pids) - cpu, load=True)
+            samples[client.name].load_seconds += elapsed
+    return samples
+
+
+async def command_counts(redis: aioredis.Redis) -> dict[str, int]:
+    """Commands processed so far, per command, without INFO itself (the benchmark's own probe)."""
+    stats = await redis.info("commandstats")
+    counts = {key.removeprefix("cmdstat_"): int(value["calls"]) for key, value in stats.items()}
+    counts.pop("info", None)
+    return counts
+
+
+async def idle_cost(redis_url: str, seconds: float) -> dict[str, Any]:
+    """Redis commands per second while the facade and the worker sit idle."""
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        before = await command_counts(redis)
+        await asyncio.sleep(seconds)
+        after = await command_counts(redis)
+    finally:
+        await redis.aclose()
+    by_command = {name: after[name] - before.get(name, 0) for name in sorted(after)}
+    by_command = {name: count for name, count in by_command.items() if count}
+    total = sum(by_command.values())
+    return {
+        "seconds": seconds,
+        "commands": total,
+        "commands_per_s": total / seconds,
+        "by_command": by_command,
+    }
+
+
+async def arq_default_latencies(redis_url: str, calls: int) -> list[float]:
+    """enqueue_job + job.result() with arq's defaults; the first call (worker start-up) is not kept."""
+    pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=ARQ_QUEUE)
+    latencies = []
+    try:
+        for i in range(calls + 1):
+            started = time.perf_counter()
+            job = await pool.enqueue_job("arq_add", i, 42 - i)
+            if job is None:
+                raise CallFailed("arq: enqueue_job returned None")
+            result = await job.result(timeout=30)
+            if result["sum"] != 42:
+                raise CallFailed(f"arq: arq_add -> {result}")
+            if i:
+                latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        await pool.aclose()
+    return latencies
+
+
+# --- statistics and the report ------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def summarize(samples: Samples) -> dict[str, Any]:
+    seq, load = samples.sequential_ms, samples.load_ms
+    return {
+        "sequential": {
+            "calls": len(seq),
+            "p50_ms": percentile(seq, 50),
+            "p90_ms": percentile(seq, 90),
+            "p99_ms": percentile(seq, 99),
+            "max_ms": max(seq, default=math.nan),
+            "server_cpu_ms_per_call": samples.sequential_cpu * 1000 / len(seq) if seq else math.nan,
+        },
+        "load": {
+            "calls": len(load),
+            "calls_per_s": len(load) / samples.load_seconds if samples.load_seconds else math.nan,
+            "p50_ms": percentile(load, 50),
+            "p99_ms": percentile(load, 99),
+            "server_cpu_ms_per_call": samples.load_cpu * 1000 / len(load) if load else math.nan,
+        },
+        "errors": samples.errors,
+    }
+
+
+def verdict(value: float, limit: float, *, at_least: bool = False) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return "PASS" if (value >= limit if at_least else value <= limit) else "MISS"
+
+
+def build_report(
+    *,
+    settings: dict[str, Any],
+    machine: dict[str, str],
+    sdk: dict[str, Any],
+    toolq: dict[str, Any],
+    idle: dict[str, Any],
+    arq_ms: list[float] | None,
+) -> dict[str, Any]:
+    ratios = {
+        "p50": toolq["sequential"]["p50_ms"] / sdk["sequential"]["p50_ms"],
+        "p99": toolq["sequential"]["p99_ms"] / sdk["sequential"]["p99_ms"],
+        "throughput": toolq["load"]["calls_per_s"] / sdk["load"]["calls_per_s"],
+    }
+    idle_per_worker = idle["commands_per_s"]  # one worker (and one facade) in the measurement
+    targets = [
+        {"target": f"sequential p50 <= {TARGETS['p50']:g}x SDK", "value": ratios["p50"],
+         "status": verdict(ratios["p50"], TARGETS["p50"])},
+        {"target": f"sequential p99 <= {TARGETS['p99']:g}x SDK", "value": ratios["p99"],
+         "status": verdict(ratios["p99"], TARGETS["p99"])},
+        {"target": f"throughput >= {TARGETS['throughput']:g}x SDK", "value": ratios["throughput"],
+         "status": verdict(ratios["throughput"], TARGETS["throughput"], at_least=True)},
+        {"target": f"idle <= {TARGETS['idle_commands_per_s']:g} Redis commands/s/worker",
+         "value": idle_per_worker, "status": verdict(idle_per_worker, TARGETS["idle_commands_per_s"])},
+    ]  # fmt: skip
+    arq = None
+    if arq_ms:
+        arq = {"calls": len(arq_ms), "p50_ms": percentile(arq_ms, 50), "p99_ms": percentile(arq_ms, 99)}
+    return {
+        "machine": machine,
+        "settings": settings,
+        "sdk_in_process": sdk,
+        "toolq": {**toolq, "idle": idle},
+        "arq_defaults": arq,
+        "ratios": ratios,
+        "targets": targets,
+    }
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    sdk, toolq = report["sdk_in_process"], report["toolq"]
+    s = report["settings"]
+    rows: list[tuple[str, str, str, str]] = []
+    for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("max_ms", "max")):
+        a, b = sdk["sequential"][key], toolq["sequential"][key]
+        rows.append((f"sequential {label} (ms)", fmt(a), fmt(b), fmt(b / a) + "x"))
+    a, b = sdk["load"]["calls_per_s"], toolq["load"]["calls_per_s"]
+    rows.append((f"throughput, {s['concurrency']} callers (calls/s)", fmt(a, 0), fmt(b, 0), fmt(b / a) + "x"))
+    for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+        a, b = sdk["load"][key], toolq["load"][key]
+        rows.append((f"under load {label} (ms)", fmt(a), fmt(b), fmt(b / a) + "x"))
+    for key, label in (("sequential", "sequential"), ("load", "under load")):
+        a, b = sdk[key]["server_cpu_ms_per_call"], toolq[key]["server_cpu_ms_per_call"]
+        rows.append((f"server CPU per call, {label} (ms)", fmt(a, 3), fmt(b, 3), fmt(b / a) + "x"))
+    rows.append(("errors", str(sdk["errors"]), str(toolq["errors"]), ""))
+    idle = toolq["idle"]
+    rows.append((f"idle Redis commands/s ({idle['seconds']:g} s)", "-", fmt(idle["commands_per_s"]), ""))
+
+    headers = ("metric", "SDK in-process", "toolq", "ratio (toolq / SDK)")
+    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(4)]
+    line = "-+-".join("-" * w for w in widths)
+    machine = report["machine"]
+    print(
+        f"machine: {machine['nproc']} CPUs, Python {machine['python']}, "
+        f"redis-server {machine['redis_server']}, mcp {machine['mcp']}, arq {machine['arq']}, "
+        f"aiohttp {machine['aiohttp']}, uvicorn {machine['uvicorn']}"
+    )
+    print(
+        f"settings: {s['calls']} sequential calls, {s['concurrency']} callers for {s['duration']:g} s, "
+        f"{s['warmup']} warm-up calls, {s['rounds']} alternating rounds, one toolq worker\n"
+    )
+    print(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print(line)
+    for row in rows:
+        print(
+            " | ".join(
+                [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
+            )
+        )
+    print("\nserver CPU: the SDK's one process; toolq's facade + worker + redis-server (from /proc)")
+    print(f"idle commands by name: {json.dumps(idle['by_command'])}")
+    arq = report["arq_defaults"]
+    if arq:
+        print(
+            f"reference B, arq defaults (0.5 s polls), {arq['calls']} sequential calls: "
+            f"p50 {fmt(arq['p50_ms'], 1)} ms, p99 {fmt(arq['p99_ms'], 1)} ms"
+        )
+    print("\ntargets (DESIGN.md):")
+    for target in report["targets"]:
+        print(f"  {target['status']:4}  {target['target']:<42} measured {fmt(target['value'])}")
+
+
+def machine_info() -> dict[str, str]:
+    redis_version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return {
+        "nproc": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "redis_server": next((w[2:] for w in redis_version if w.startswith("v=")), "?"),
+        "platform": platform.platform(),
+        **{name: version(name) for name in ("mcp", "arq", "aiohttp", "uvicorn", "redis")},
+    }
+
+
+# --- processes -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoints:
+    sdk_url: str
+    toolq_url: str
+    redis_url: str
+    stack: Stack
+    sdk_pids: list[int]
+    toolq_pids: list[int]
+
+
+@contextlib.contextmanager
+def running_systems(tmp: Path) -> Iterator[Endpoints]:
+    """redis-server, facade, worker and the SDK reference; every one is stopped on the way out."""
+    redis = RedisServer(tmp)
+    stack = Stack(redis, tmp)
+    try:
+        redis.start()
+        sdk_port = free_port()
+        sdk = stack.start("sdk-reference", [THIS_FILE, "--serve-sdk-reference", "--port", str(sdk_port)])
+        facade, toolq_url = stack.facade()
+        worker = stack.worker("bench-worker", "--tools", "add")
+        wait_until(lambda: port_open(sdk_port) or not sdk.alive(), 30, "the SDK reference to listen")
+        if not sdk.alive():
+            raise RuntimeError(f"the SDK reference exited:\n{sdk.output()}")
+        assert redis.process is not None
+        yield Endpoints(
+            sdk_url=f"http://127.0.0.1:{sdk_port}/mcp",
+            toolq_url=toolq_url,
+            redis_url=redis.url,
+            stack=stack,
+            sdk_pids=[sdk.process.pid],
+            toolq_pids=[facade.process.pid, worker.process.pid, redis.process.pid],
+        )
+    finally:
+        stack.stop_all()
+        redis.stop()
+
+
+async def wait_for_tool(client: McpClient, within: float) -> None:
+    deadline = time.monotonic() + within
+    while "add" not in await client.tool_names():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{client.name}: tool 'add' not listed after {within:g} s")
+        await asyncio.sleep(0.1)
+
+
+async def run_benchmark(args: argparse.Namespace, systems: Endpoints) -> dict[str, Any]:
+    sdk = McpClient("SDK in-process", systems.sdk_url, args.concurrency, systems.sdk_pids)
+    toolq = McpClient("toolq", systems.toolq_url, args.concurrency, systems.toolq_pids)
+    try:
+        for client in (sdk, toolq):
+            await client.initialize()
+        await wait_for_tool(toolq, 30)
+        for client in (sdk, toolq):
+            answer = await client.add(2, 40)
+            log(f"{client.name} answers add(2, 40) -> {answer}")
+        samples = await measure(
+            [sdk, toolq],
+            calls=args.calls,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            rounds=args.rounds,
+            warmup=args.warmup,
+        )
+    finally:
+        await sdk.close()
+        await toolq.close()
+    log(f"idle: Redis commands for {args.idle_seconds:g} s with one facade and one worker idle")
+    await asyncio.sleep(1.0)  # let the last calls' stragglers (abort marks, sweeps) settle
+    idle = await idle_cost(systems.redis_url, args.idle_seconds)
+    arq_ms = None
+    if args.arq_calls > 0:
+        log(f"reference B: {args.arq_calls} calls through arq with its defaults")
+        systems.stack.start("arq-reference", [THIS_FILE, "--serve-arq-reference"])
+        arq_ms = await arq_default_latencies(systems.redis_url, args.arq_calls)
+    settings = {
+        key: getattr(args, key)
+        for key in ("calls", "concurrency", "duration", "rounds", "warmup", "arq_calls")
+    }
+    return build_report(
+        settings=settings,
+        machine=machine_info(),
+        sdk=summarize(samples[sdk.name]),
+        toolq=summarize(samples[toolq.name]),
+        idle=idle,
+        arq_ms=arq_ms,
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=2000, help="sequential calls per system (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent callers (default 32)")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds under load per system (default 5)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds per measurement (default 2)"
+    )
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up calls per system (default 100)")
+    parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle window (default 10)")
+    parser.add_argument("--arq-calls", type=int, default=20, help="arq-defaults calls; 0 skips (default 20)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--serve-sdk-reference", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-arq-reference", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.calls < args.rounds or args.concurrency < 1 or args.rounds < 1:
+        parser.error("need --calls >= --rounds >= 1 and --concurrency >= 1")
+    return args
+
+
+def raise_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_sdk_reference:
+        serve_sdk_reference(args.port)
+        return 0
+    if args.serve_arq_reference:
+        serve_arq_reference(os.environ["REDIS_URL"])
+        return 0
+    if shutil.which("redis-server") is None:
+        log("error: redis-server is not installed (apt-get install redis-server)")
+        return 2
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every process started here.
+    signal.signal(signal.SIGTERM, raise_on_sigterm)
+    with tempfile.TemporaryDirectory(prefix="toolq-bench-") as tmp, running_systems(Path(tmp)) as systems:
+        report = asyncio.run(run_benchmark(args, systems))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
