@@ -58,7 +58,10 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
     )
     protocol = McpProtocol(calls, page_size=settings.page_size, server_version=server_version())
     endpoint = McpEndpoint(
-        protocol, SessionStore(client, settings.session_ttl_seconds), calls, settings.max_body_bytes
+        protocol,
+        SessionStore(client, settings.session_ttl_seconds, recheck_seconds=settings.session_recheck_seconds),
+        calls,
+        settings.max_body_bytes,
     )
     app[REDIS] = client
     app[QUEUE] = queue

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from redis.exceptions import RedisError
 
 from workers import contract
@@ -98,14 +100,7 @@ class QueueClient:
         try:
             job: contract.JobArguments = {"arguments": arguments, "progress": on_progress is not None}
             try:
-                await self.redis.enqueue_job(
-                    contract.job_function(tool),
-                    job,
-                    _job_id=job_id,
-                    _queue_name=queue,
-                    _expires=timeout,
-                )
-                await self.redis.publish(contract.wake_channel(queue), b"")
+                await self._enqueue(queue, job_id, contract.job_function(tool), job, timeout)
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
             while True:
@@ -127,6 +122,24 @@ class QueueClient:
         finally:
             self._waiters.pop(job_id, None)
 
+    async def _enqueue(
+        self, queue: str, job_id: str, function: str, job: contract.JobArguments, expires: float
+    ) -> None:
+        """Put an arq job on `queue` and wake its workers, in one round trip.
+
+        The job is exactly what arq's `enqueue_job` writes (its serializer, keys and score), minus
+        enqueue_job's duplicate-id check (WATCH, EXISTS, then MULTI: three round trips), which
+        guards nothing here: every job id is fresh and random. The job key expires at the call's
+        deadline, so a backlog never runs a call nobody waits for ("job expired").
+        """
+        now_ms = timestamp_ms()
+        payload = serialize_job(function, (job,), {}, None, now_ms, serializer=contract.dumps)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.psetex(contract.job_key(job_id), max(1, int(expires * 1000)), payload)
+            pipe.zadd(queue, {job_id: now_ms})
+            pipe.publish(contract.wake_channel(queue), contract.wake_message(job_id))
+            await pipe.execute()
+
     # --- abort ------------------------------------------------------------------------------
 
     def _abort_soon(self, queue: str, job_id: str) -> None:
@@ -138,7 +151,7 @@ class QueueClient:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(queue, job_id)
             pipe.zadd(contract.ABORT_JOBS, {job_id: int(time.time() * 1000)})
-            pipe.publish(contract.wake_channel(queue), b"")
+            pipe.publish(contract.wake_channel(queue), contract.wake_message(job_id, abort=True))
             await pipe.execute()
 
     # --- events ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +28,21 @@ class Session:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, ttl_seconds: int):
+    """Sessions in Redis, with a short local memory of the ones seen valid.
+
+    A request whose session this process confirmed less than `recheck_seconds` ago skips the
+    round trip to Redis; a session ended through another facade process therefore stays usable
+    here for at most that long.
+    """
+
+    def __init__(
+        self, redis: Redis, ttl_seconds: int, *, recheck_seconds: float = 1.0, remember: int = 10_000
+    ):
         self._redis = redis
         self._ttl = ttl_seconds
+        self._recheck = recheck_seconds
+        self._remember = remember
+        self._seen: OrderedDict[str, tuple[Session, float]] = OrderedDict()
 
     async def create(self, protocol_version: str, client_info: dict[str, Any]) -> Session:
         session = Session(secrets.token_urlsafe(32), protocol_version, client_info)
@@ -39,19 +52,33 @@ class SessionStore:
             "created_at": time.time(),
         }
         await self._redis.set(contract.session_key(session.id), contract.dumps(record), ex=self._ttl)
+        self._remember_valid(session)
         return session
 
     async def get(self, session_id: str) -> Session | None:
         """The session, its TTL renewed; None if it is unknown, expired or ended."""
+        seen = self._seen.get(session_id)
+        if seen is not None and time.monotonic() - seen[1] < self._recheck:
+            return seen[0]
         if not SESSION_ID.match(session_id):
             return None
         raw = await self._redis.getex(contract.session_key(session_id), ex=self._ttl)
         if raw is None:
+            self._seen.pop(session_id, None)
             return None
         record = contract.loads(raw)
-        return Session(session_id, record["protocol_version"], record.get("client_info") or {})
+        session = Session(session_id, record["protocol_version"], record.get("client_info") or {})
+        self._remember_valid(session)
+        return session
+
+    def _remember_valid(self, session: Session) -> None:
+        self._seen[session.id] = (session, time.monotonic())
+        self._seen.move_to_end(session.id)
+        while len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
 
     async def delete(self, session_id: str) -> bool:
+        self._seen.pop(session_id, None)
         if not SESSION_ID.match(session_id):
             return False
         return bool(await self._redis.delete(contract.session_key(session_id)))

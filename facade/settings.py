@@ -49,6 +49,8 @@ class FacadeSettings:
     call_grace_seconds: float = 5.0
     #: A session unused this long is forgotten (sliding).
     session_ttl_seconds: int = 3600
+    #: A session seen valid this recently is not looked up again (0: look up on every request).
+    session_recheck_seconds: float = 1.0
     page_size: int = 100
     log_level: str = "INFO"
 
@@ -81,6 +83,7 @@ class FacadeSettings:
             max_body_bytes=int(os.environ.get("TOOLQ_MAX_BODY_BYTES", "1048576")),
             max_call_seconds=_env_float("TOOLQ_MAX_CALL_SECONDS", 120.0),
             session_ttl_seconds=int(os.environ.get("TOOLQ_SESSION_TTL_SECONDS", "3600")),
+            session_recheck_seconds=_env_float("TOOLQ_SESSION_RECHECK_SECONDS", 1.0),
             page_size=int(os.environ.get("TOOLQ_PAGE_SIZE", "100")),
             log_level=os.environ.get("TOOLQ_LOG_LEVEL", "INFO").upper(),
         )

@@ -207,7 +207,9 @@ async def test_an_accept_header_without_json_is_406(mcp: McpHttp):
     assert status == 406
 
 
-async def test_sessions_slide_their_ttl_in_redis(mcp: McpHttp, redis):
+async def test_sessions_slide_their_ttl_in_redis(make_facade, redis):
+    mcp = await make_facade(session_recheck_seconds=0)
+    await mcp.initialize()
     key = f"toolq:session:{mcp.session_id}"
     await redis.expire(key, 5)
     await mcp.rpc("ping")

@@ -56,3 +56,15 @@ async def steps(count: int, ctx: ToolContext) -> Done:
         await ctx.report_progress(step, count, f"step {step}")
         await asyncio.sleep(0.01)
     return Done(done=True)
+
+
+#: How many times `counted` ran for each key: a job must run exactly once.
+RUNS: dict[str, int] = {}
+
+
+@tool
+async def counted(key: str) -> Done:
+    """Count a run under `key`."""
+    RUNS[key] = RUNS.get(key, 0) + 1
+    await asyncio.sleep(0.01)
+    return Done(done=True)

@@ -24,7 +24,8 @@ REGISTRY_CHANNEL = f"{PREFIX}:registry"
 #: arq's own key for jobs to abort (see arq.constants.abort_jobs_ss); kept here so the facade
 #: does not import arq internals to cancel a call.
 ABORT_JOBS = "arq:abort"
-#: arq's result key prefix (arq.constants.result_key_prefix).
+#: arq's job and result key prefixes (arq.constants.job_key_prefix, result_key_prefix).
+JOB_KEY_PREFIX = "arq:job:"
 RESULT_KEY_PREFIX = "arq:result:"
 
 #: How often workers renew their registry entry, and how long an entry lives without renewal.
@@ -43,8 +44,16 @@ def queue_name(pool: str) -> str:
 
 
 def wake_channel(queue: str) -> str:
-    """Published on every enqueue and abort so idle workers pick the job at once."""
+    """Published on every enqueue and abort so idle workers act at once (see wake_message)."""
     return f"{queue}:wake"
+
+
+#: A wake message is the id of a new job, or this prefix and the id of a job to abort.
+WAKE_ABORT_PREFIX = "abort:"
+
+
+def wake_message(job_id: str, *, abort: bool = False) -> str:
+    return f"{WAKE_ABORT_PREFIX}{job_id}" if abort else job_id
 
 
 def events_channel(facade_id: str) -> str:
@@ -73,6 +82,10 @@ def new_job_id(facade_id: str) -> str:
 def facade_of(job_id: str) -> str | None:
     facade_id, sep, _ = job_id.partition(".")
     return facade_id if sep else None
+
+
+def job_key(job_id: str) -> str:
+    return JOB_KEY_PREFIX + job_id
 
 
 def result_key(job_id: str) -> str:

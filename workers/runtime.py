@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,6 +36,7 @@ from workers.registry import Registration
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("toolq.worker")
+loop_time = time.monotonic
 
 #: arq's own job timeout sits this far behind the tool's, so the tool's timeout (which returns
 #: a clean error) always fires first.
@@ -190,6 +193,8 @@ class ToolWorker(Worker):
             on_shutdown=self._on_shutdown,
         )
         self._wake = asyncio.Event()
+        self._hinted: list[bytes] = []
+        self._abort_hinted = False
         self._saturated = False
         self._background: list[asyncio.Task[None]] = []
 
@@ -216,10 +221,22 @@ class ToolWorker(Worker):
             asyncio.create_task(self.registration.keep_alive(self.pool), name="toolq-heartbeat"),
         ]
         backoff = 0.1
+        last_full_poll = float("-inf")
         while True:
             self._wake.clear()
+            hinted, self._hinted = self._hinted, []
+            abort_hinted, self._abort_hinted = self._abort_hinted, False
             try:
-                await self._poll_iteration()
+                if hinted or abort_hinted:
+                    # A wake-up names its job: claim it directly, no scan of the queue.
+                    if hinted and self.allow_pick_jobs:
+                        await self.start_jobs(hinted)
+                    if abort_hinted:
+                        await self._cancel_aborted_jobs()
+                if not (hinted or abort_hinted) or loop_time() - last_full_poll >= self.poll_delay_s:
+                    # The safety net, and arq's housekeeping (health key, finished tasks).
+                    last_full_poll = loop_time()
+                    await self._poll_iteration()
                 backoff = 0.1
             except REDIS_DOWN as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
@@ -227,14 +244,53 @@ class ToolWorker(Worker):
                 backoff = min(backoff * 2, 5.0)
                 continue
             self._saturated = self.job_counter >= self.max_jobs
+            idle = max(0.0, self.poll_delay_s - (loop_time() - last_full_poll))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_delay_s)
+                await asyncio.wait_for(self._wake.wait(), idle)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Claim and start jobs: arq's start_jobs, with the claim in one round trip.
+
+        arq claims with WATCH, EXISTS, ZSCORE and MULTI (four round trips). One MULTI of
+        `SET in-progress NX PX` and `ZSCORE` takes the same decision atomically: the claim holds
+        only if the in-progress key was ours to set and the job is still queued and due; a claim
+        that does not hold is released at once.
+        """
+        for raw_id in job_ids:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            in_progress_key = in_progress_key_prefix + job_id
+            async with self.pool.pipeline(transaction=True) as pipe:
+                pipe.set(in_progress_key, b"1", px=int(self.in_progress_timeout_s * 1000), nx=True)
+                pipe.zscore(self.queue_name, job_id)
+                claimed, score = await pipe.execute()
+            if not claimed or not score or score > timestamp_ms():
+                if claimed:
+                    await self.pool.delete(in_progress_key)
+                self.job_counter -= 1
+                self.sem.release()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, int(score)))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
         if self._saturated:
             # The last poll stopped at max_jobs: there may be more queued work for this slot.
             self._wake.set()
+
+    def _hint(self, data: bytes | str) -> None:
+        text = data.decode() if isinstance(data, bytes) else data
+        if text.startswith(contract.WAKE_ABORT_PREFIX):
+            self._abort_hinted = True
+        elif text:
+            self._hinted.append(text.encode())
+        self._wake.set()
 
     async def _listen_for_wakeups(self) -> None:
         channel = contract.wake_channel(self.queue_name)
@@ -249,7 +305,7 @@ class ToolWorker(Worker):
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
                     if message is not None:
-                        self._wake.set()
+                        self._hint(message["data"])
             except REDIS_DOWN as exc:
                 log.warning("wake-up channel lost (%s); reconnecting in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)
