@@ -103,24 +103,34 @@ class QueueClient:
                 await self._enqueue(queue, job_id, contract.job_function(tool), job, timeout)
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                event = await asyncio.wait_for(waiter.events.get(), remaining)
-                if event["type"] == "done":
-                    result: contract.CallResult = event["result"]
-                    return result
-                if on_progress is not None:
-                    await on_progress(event)  # type: ignore[arg-type]
+            return await self._wait(waiter, deadline, on_progress)
         except TimeoutError:
             self._abort_soon(queue, job_id)
             raise CallTimedOut(f"no result within {timeout:g} s") from None
-        except asyncio.CancelledError:
+        except QueueUnavailable:
+            raise
+        except BaseException:
+            # Cancelled (the client left or cancelled) or the progress stream broke: nobody will
+            # read this result, so stop the job.
             self._abort_soon(queue, job_id)
             raise
         finally:
             self._waiters.pop(job_id, None)
+
+    @staticmethod
+    async def _wait(
+        waiter: _Waiter, deadline: float, on_progress: ProgressCallback | None
+    ) -> contract.CallResult:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            event = await asyncio.wait_for(waiter.events.get(), remaining)
+            if event["type"] == "done":
+                result: contract.CallResult = event["result"]
+                return result
+            if on_progress is not None:
+                await on_progress(event)  # type: ignore[arg-type]
 
     async def _enqueue(
         self, queue: str, job_id: str, function: str, job: contract.JobArguments, expires: float

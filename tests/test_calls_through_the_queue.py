@@ -6,6 +6,8 @@ import asyncio
 import json
 import time
 
+import aiohttp
+import pytest
 import tools_for_tests as test_tools
 from arq.jobs import Job
 from mcp_http import McpHttp
@@ -236,3 +238,21 @@ async def test_workers_racing_for_the_same_jobs_run_each_exactly_once(make_facad
     results = await asyncio.gather(*(client.call("counted", {"key": key}) for key in keys))
     assert all(r["isError"] is False for r in results)
     assert {key: test_tools.RUNS[key] for key in keys} == dict.fromkeys(keys, 1)
+
+
+async def test_a_client_that_disconnects_cancels_its_job(make_facade, start_worker):
+    worker = await start_worker([test_tools.patient])
+    client = await make_facade()
+    await client.initialize()
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    request["params"] = {"name": "patient", "arguments": {"seconds": 20}}
+    with pytest.raises(TimeoutError):
+        await client.client.post(
+            "/mcp", json=request, headers=client.headers(), timeout=aiohttp.ClientTimeout(total=0.5)
+        )
+    assert worker.job_tasks or worker.jobs_failed, "the job never started"
+    for _ in range(100):
+        if not worker.job_tasks:
+            break
+        await asyncio.sleep(0.02)
+    assert not worker.job_tasks, "the job kept running after its caller left"
