@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
+import time
 from typing import Any
 
 from arq.connections import RedisSettings, create_pool
@@ -17,10 +19,25 @@ from workers.weather_providers import aclose_providers
 
 
 async def check_alive(settings: WorkerSettings, pool: str) -> bool:
-    """Liveness: the health key arq writes every health_check_seconds exists for this pool."""
+    """Liveness of the workers on this host (in a container: this replica) serving `pool`.
+
+    A worker renews its registry entry every few seconds from its event loop, so a worker whose
+    loop is stuck, or that lost Redis, drops out within WORKER_TTL_SECONDS.
+    """
     redis = await create_pool(RedisSettings.from_dsn(settings.redis_url), retry=0)
     try:
-        return bool(await redis.exists(f"{contract.queue_name(pool)}:health-check"))
+        now_ms = int(time.time() * 1000)
+        ids = await redis.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")
+        if not ids:
+            return False
+        host = socket.gethostname()
+        for raw in await redis.mget([contract.worker_key(i.decode()) for i in ids]):
+            if raw is None:
+                continue
+            info = contract.loads(raw)
+            if info.get("host") == host and info.get("pool") == pool:
+                return True
+        return False
     finally:
         await redis.aclose()
 

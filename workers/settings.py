@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
     parser.add_argument(
         "--check",
         action="store_true",
-        help="liveness probe: exit 0 if a worker of this pool wrote its health key recently",
+        help="liveness probe: exit 0 if a worker of this pool on this host is live in the registry",
     )
     args = parser.parse_args(argv)
     settings = WorkerSettings(
