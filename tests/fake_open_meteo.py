@@ -19,10 +19,10 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+from loopback_server import LoopbackServer
 
 SEARCH_PATH = "/v1/search"
 FORECAST_PATH = "/v1/forecast"
@@ -123,7 +123,7 @@ class RecordedRequest:
     query: dict[str, str]
 
 
-class FakeOpenMeteo:
+class FakeOpenMeteo(LoopbackServer):
     """Fake Open-Meteo geocoding + forecast API on 127.0.0.1, on a free port.
 
     Knobs (plain attributes, change them at any time):
@@ -135,7 +135,10 @@ class FakeOpenMeteo:
     `requests` records every request received; `count(path)` counts them.
     """
 
+    name = "FakeOpenMeteo"
+
     def __init__(self, cities: Sequence[FakeCity] = CITIES) -> None:
+        super().__init__()
         self.cities = tuple(cities)
         self.forecast_status: int | None = None
         self.forecast_delay: float = 0.0
@@ -144,16 +147,12 @@ class FakeOpenMeteo:
         self.geocoding_delay: float = 0.0
         self.geocoding_body: str | None = None
         self.requests: list[RecordedRequest] = []
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
         self._stopping = asyncio.Event()
 
     @property
-    def base_url(self) -> str:
-        """`http://127.0.0.1:<port>`, once started."""
-        if self._base_url is None:
-            raise RuntimeError("FakeOpenMeteo is not started")
-        return self._base_url
+    def env(self) -> dict[str, str]:
+        """The environment that points the weather tool at this fake."""
+        return {"TOOLQ_WEATHER_GEOCODING_URL": self.base_url, "TOOLQ_WEATHER_FORECAST_URL": self.base_url}
 
     def count(self, path: str | None = None) -> int:
         """Requests received, all or for one path ("/v1/search", "/v1/forecast")."""
@@ -165,41 +164,15 @@ class FakeOpenMeteo:
     def hang_forecast(self, seconds: float = 30.0) -> None:
         self.forecast_delay = seconds
 
-    async def start(self) -> str:
-        """Listen on a free port of 127.0.0.1; returns the base URL."""
-        if self._runner is not None:
-            return self.base_url
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get(SEARCH_PATH, self._search)
         app.router.add_get(FORECAST_PATH, self._forecast)
-        runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        self._runner = runner
+
+    async def on_start(self) -> None:
         self._stopping.clear()
-        self._base_url = f"http://127.0.0.1:{port}"
-        return self._base_url
 
-    async def stop(self) -> None:
-        """Release any hanging handler and shut the server down."""
-        self._stopping.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeOpenMeteo:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    async def on_stop(self) -> None:
+        self._stopping.set()  # release any hanging handler
 
     # --- handlers --------------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_sync
+
+from workers import contract
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,6 +166,25 @@ class Stack:
     def stop_all(self) -> None:
         for service in reversed(self.services):
             service.kill()
+
+    def live_workers(self) -> set[str]:
+        """Worker ids whose registry entry is live in this stack's Redis."""
+        client = redis_sync.Redis.from_url(self.redis.url)
+        try:
+            now_ms = int(time.time() * 1000)
+            return {m.decode() for m in client.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")}
+        finally:
+            client.close()
+
+    def wait_for_workers(self, *names: str, timeout: float = 30) -> None:
+        """Until the named workers are registered; a service that died fails with its output."""
+
+        def ready() -> bool:
+            for service in self.services:
+                assert service.alive(), service.output()
+            return set(names) <= self.live_workers()
+
+        wait_until(ready, timeout, f"workers {names} to register")
 
 
 @contextlib.contextmanager

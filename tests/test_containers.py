@@ -490,8 +490,7 @@ async def composed(tmp_path: Path) -> AsyncIterator[tuple[ComposeAsProcesses, Fa
     async with FakeOpenMeteo() as weather_api:
         weather_api.forecast_delay = 0.05
         env = compose_env(
-            TOOLQ_WEATHER_GEOCODING_URL=weather_api.base_url,
-            TOOLQ_WEATHER_FORECAST_URL=weather_api.base_url,
+            **weather_api.env,
         )
         stack = ComposeAsProcesses(env, tmp_path, scale={"worker-weather": WEATHER_REPLICAS})
         try:

@@ -14,31 +14,10 @@ from pathlib import Path
 import aiohttp
 import mcp
 import pytest
-import redis as redis_sync
 from fake_open_meteo import FakeOpenMeteo
-from real_processes import Stack, running_stack, wait_until
-
-from workers import contract
+from real_processes import running_stack, wait_until
 
 pytestmark = pytest.mark.redis_server
-
-
-def live_workers(stack: Stack) -> set[str]:
-    client = redis_sync.Redis.from_url(stack.redis.url)
-    try:
-        now_ms = int(time.time() * 1000)
-        return {m.decode() for m in client.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")}
-    finally:
-        client.close()
-
-
-def wait_for_workers(stack: Stack, *names: str) -> None:
-    def ready() -> bool:
-        for service in stack.services:
-            assert service.alive() or service.name not in names, service.output()
-        return set(names) <= live_workers(stack)
-
-    wait_until(ready, 30, f"workers {names} to register")
 
 
 async def seed_post(url: str, tool: str, params: dict) -> tuple[int, dict]:
@@ -51,13 +30,12 @@ async def test_official_sdk_client_and_seed_post_reach_worker_processes(tmp_path
     async with FakeOpenMeteo() as weather_api:
         with running_stack(
             tmp_path,
-            TOOLQ_WEATHER_GEOCODING_URL=weather_api.base_url,
-            TOOLQ_WEATHER_FORECAST_URL=weather_api.base_url,
+            **weather_api.env,
         ) as stack:
             facade, url = stack.facade()
             stack.worker("add-1", "--tools", "add")
             stack.worker("add-2", "--tools", "add")
-            await asyncio.to_thread(wait_for_workers, stack, "add-1", "add-2")
+            await asyncio.to_thread(stack.wait_for_workers, "add-1", "add-2")
 
             async with mcp.Client(url) as client:
                 listed = await client.list_tools()
@@ -68,7 +46,7 @@ async def test_official_sdk_client_and_seed_post_reach_worker_processes(tmp_path
 
                 # A worker with a new tool, started now, shows up without restarting anything.
                 stack.worker("weather-1", "--tools", "weather")
-                await asyncio.to_thread(wait_for_workers, stack, "weather-1")
+                await asyncio.to_thread(stack.wait_for_workers, "weather-1")
                 names = [tool.name for tool in (await client.list_tools()).tools]
                 assert names == ["add", "weather"]
                 weather = await client.call_tool("weather", {"city": "Delhi"})
@@ -99,7 +77,7 @@ async def test_official_sdk_client_and_seed_post_reach_worker_processes(tmp_path
 
             for service in stack.services:
                 assert service.terminate() == 0, service.output()
-            assert live_workers(stack) == set()
+            assert stack.live_workers() == set()
             assert facade.alive() is False
 
 
@@ -108,12 +86,11 @@ async def test_sigterm_lets_a_running_job_finish(tmp_path: Path):
         weather_api.forecast_delay = 1.0
         with running_stack(
             tmp_path,
-            TOOLQ_WEATHER_GEOCODING_URL=weather_api.base_url,
-            TOOLQ_WEATHER_FORECAST_URL=weather_api.base_url,
+            **weather_api.env,
         ) as stack:
             _, url = stack.facade()
             worker = stack.worker("weather-1", "--tools", "weather")
-            await asyncio.to_thread(wait_for_workers, stack, "weather-1")
+            await asyncio.to_thread(stack.wait_for_workers, "weather-1")
             call = asyncio.create_task(seed_post(url, "weather", {"city": "Tokyo"}))
             started = lambda: weather_api.count("/v1/forecast") == 1  # noqa: E731
             await asyncio.to_thread(wait_until, started, 10, "the call to reach the weather API")
@@ -127,7 +104,7 @@ async def test_calls_work_again_after_redis_restarts(tmp_path: Path):
     with running_stack(tmp_path) as stack:
         _, url = stack.facade()
         stack.worker("add-1", "--tools", "add")
-        await asyncio.to_thread(wait_for_workers, stack, "add-1")
+        await asyncio.to_thread(stack.wait_for_workers, "add-1")
         assert (await seed_post(url, "add", {"a": 1, "b": 2}))[1]["result"]["sum"] == 3
 
         stack.redis.stop()
@@ -138,7 +115,7 @@ async def test_calls_work_again_after_redis_restarts(tmp_path: Path):
         assert time.monotonic() - started < 10
 
         stack.redis.start()  # same port, empty: the registry and queues must be rebuilt
-        await asyncio.to_thread(wait_for_workers, stack, "add-1")
+        await asyncio.to_thread(stack.wait_for_workers, "add-1")
         deadline = time.monotonic() + 15
         while True:
             status, body = await seed_post(url, "add", {"a": 20, "b": 22})
