@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import os
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -20,6 +21,7 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+@lru_cache(maxsize=1024)
 def is_loopback(host: str) -> bool:
     if host in ("localhost",):
         return True
