@@ -125,3 +125,26 @@ async def test_calls_work_again_after_redis_restarts(tmp_path: Path):
         assert (status, body) == (200, {"tool": "add", "result": {"a": 20, "b": 22, "sum": 42}})
         for service in stack.services:
             assert service.alive(), service.output()
+
+
+async def test_a_job_whose_worker_was_killed_runs_again_on_another(tmp_path: Path):
+    async with FakeOpenMeteo() as weather_api:
+        weather_api.forecast_delay = 60  # the first attempt hangs until its worker is killed
+        with running_stack(
+            tmp_path, TOOLQ_JOB_LEASE_SECONDS="2", TOOLQ_IDLE_POLL_SECONDS="0.5", **weather_api.env
+        ) as stack:
+            _, url = stack.facade()
+            doomed = stack.worker("weather-a", "--tools", "weather", "--pool", "weather")
+            await asyncio.to_thread(stack.wait_for_workers, "weather-a")
+            async with mcp.Client(url) as client:
+                call = asyncio.create_task(client.call_tool("weather", {"city": "Paris, France"}))
+                started = lambda: weather_api.count("/v1/forecast") == 1  # noqa: E731
+                await asyncio.to_thread(wait_until, started, 10, "the first attempt to reach the API")
+                doomed.process.kill()  # SIGKILL: no drain, no hand-back, the claim is left behind
+                weather_api.forecast_delay = 0
+                stack.worker("weather-b", "--tools", "weather", "--pool", "weather")
+                result = await asyncio.wait_for(call, 15)
+            assert result.is_error is False, result.content
+            assert result.structured_content["country"] == "France"
+            assert (result.meta or {}).get("toolq/worker") == "weather-b"
+            assert weather_api.count("/v1/forecast") == 2

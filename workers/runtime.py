@@ -109,7 +109,9 @@ async def run_tool(
     }
 
 
-async def push_event(redis: ArqRedis, job_id: str, event: dict[str, Any]) -> None:
+async def push_event(
+    redis: ArqRedis, job_id: str, event: contract.DoneEvent | contract.ProgressEvent
+) -> None:
     facade_id = contract.facade_of(job_id)
     if facade_id is None:
         return
@@ -131,7 +133,7 @@ def job_for(definition: ToolDefinition, worker_id: str) -> Function:
         async def report(progress: float, total: float | None, message: str | None) -> None:
             if not wants_progress:
                 return
-            event: dict[str, Any] = {"type": "progress", "job_id": job_id, "progress": progress}
+            event: contract.ProgressEvent = {"type": "progress", "job_id": job_id, "progress": progress}
             if total is not None:
                 event["total"] = total
             if message is not None:
@@ -139,7 +141,7 @@ def job_for(definition: ToolDefinition, worker_id: str) -> Function:
             await push_event(redis, job_id, event)
 
         result = await run_tool(definition, call.get("arguments") or {}, ToolContext(report), worker_id)
-        await push_event(redis, job_id, {"type": "done", "job_id": job_id, "result": result})
+        await push_event(redis, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
         return result
 
     run.__qualname__ = run.__name__ = f"tool_{definition.name}"
@@ -192,6 +194,9 @@ class ToolWorker(Worker):
             job_deserializer=contract.loads,
             on_shutdown=self._on_shutdown,
         )
+        # arq keeps a job's in-progress key for its longest timeout + 10 s, so a job whose worker
+        # died waits that long to run again; a renewed lease frees it within lease_seconds.
+        self.in_progress_timeout_s = settings.lease_seconds
         self._wake = asyncio.Event()
         self._hinted: list[bytes] = []
         self._abort_hinted = False
@@ -219,6 +224,7 @@ class ToolWorker(Worker):
         self._background = [
             asyncio.create_task(self._listen_for_wakeups(), name="toolq-wake"),
             asyncio.create_task(self.registration.keep_alive(self.pool), name="toolq-heartbeat"),
+            asyncio.create_task(self._renew_leases(), name="toolq-leases"),
         ]
         backoff = 0.1
         last_full_poll = float("-inf")
@@ -284,6 +290,22 @@ class ToolWorker(Worker):
             # The last poll stopped at max_jobs: there may be more queued work for this slot.
             self._wake.set()
 
+    async def _renew_leases(self) -> None:
+        """Extend the in-progress keys of the jobs running here while they run."""
+        lease_ms = int(self.in_progress_timeout_s * 1000)
+        while True:
+            await asyncio.sleep(self.in_progress_timeout_s / 3)
+            running = [job_id for job_id, task in self.tasks.items() if not task.done()]
+            if not running:
+                continue
+            try:
+                async with self.pool.pipeline(transaction=False) as pipe:
+                    for job_id in running:
+                        pipe.pexpire(in_progress_key_prefix + job_id, lease_ms)
+                    await pipe.execute()
+            except REDIS_DOWN as exc:
+                log.warning("could not renew job leases: %s", exc)
+
     def _hint(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data
         if text.startswith(contract.WAKE_ABORT_PREFIX):
@@ -320,7 +342,7 @@ class ToolWorker(Worker):
         await super().finish_failed_job(job_id, result_data)
         if result_data is not None:
             result = contract.call_result_from_arq_record(result_data, self.settings.worker_id)
-            await push_event(self.pool, job_id, {"type": "done", "job_id": job_id, "result": result})
+            await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
 
     # --- shutdown -------------------------------------------------------------------------------
 

@@ -35,6 +35,10 @@ class WorkerSettings:
     idle_poll_seconds: float = 2.0
     #: Seconds between arq health-check writes (the liveness probe reads that key).
     health_check_seconds: float = 10.0
+    #: A running job's claim lasts this long unless its worker renews it (every third of it): a
+    #: job whose worker died is picked up again this soon (idempotent tools run again; others
+    #: fail with a clear error) instead of after arq's job timeout + 10 s.
+    lease_seconds: float = 10.0
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     log_level: str = "INFO"
 
@@ -52,6 +56,7 @@ class WorkerSettings:
             drain_seconds=_env_float("TOOLQ_DRAIN_SECONDS", 30.0),
             idle_poll_seconds=_env_float("TOOLQ_IDLE_POLL_SECONDS", 2.0),
             health_check_seconds=_env_float("TOOLQ_HEALTH_CHECK_SECONDS", 10.0),
+            lease_seconds=_env_float("TOOLQ_JOB_LEASE_SECONDS", 10.0),
             worker_id=os.environ.get("TOOLQ_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
             log_level=os.environ.get("TOOLQ_LOG_LEVEL", "INFO").upper(),
         )
@@ -97,11 +102,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
         drain_seconds=args.drain_seconds if args.drain_seconds is not None else base.drain_seconds,
         idle_poll_seconds=base.idle_poll_seconds,
         health_check_seconds=base.health_check_seconds,
+        lease_seconds=base.lease_seconds,
         worker_id=args.worker_id or base.worker_id,
         log_level=(args.log_level or base.log_level).upper(),
     )
     if settings.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if settings.lease_seconds < 1:
+        parser.error("TOOLQ_JOB_LEASE_SECONDS must be at least 1")
     if settings.drain_seconds < 0:
         parser.error("--drain-seconds cannot be negative")
     if args.list and args.check:
