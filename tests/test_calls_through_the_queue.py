@@ -122,7 +122,7 @@ async def test_an_expired_job_is_pushed_as_a_failure(start_worker, redis):
     finally:
         await queue.close()
     assert result["ok"] is False
-    assert "job expired" in result["error"]["message"]
+    assert "no worker picked it up before its deadline" in result["error"]["message"]
 
 
 async def test_results_whose_push_was_lost_are_found_by_the_sweep(start_worker, redis, monkeypatch):

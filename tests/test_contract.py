@@ -20,11 +20,11 @@ def test_exceptions_serialize_as_data():
 
 
 def test_arq_failure_records_become_failed_results():
-    record = contract.dumps({"s": False, "r": RuntimeError("job expired")})
+    record = contract.dumps({"s": False, "r": RuntimeError("boom")})
     result = contract.call_result_from_arq_record(record, "w1")
     assert result["ok"] is False
     assert result["worker"] == "w1"
-    assert "RuntimeError: job expired" in result["error"]["message"]
+    assert "RuntimeError: boom" in result["error"]["message"]
 
 
 def test_a_successful_record_gives_back_the_worker_result():
@@ -34,3 +34,10 @@ def test_a_successful_record_gives_back_the_worker_result():
 
 def test_a_garbled_record_is_a_failure_not_a_crash():
     assert contract.call_result_from_arq_record(b"\x80 not json")["ok"] is False
+
+
+def test_a_job_that_ran_out_of_tries_says_it_may_have_taken_effect():
+    record = contract.dumps({"s": False, "r": RuntimeError("max 1 retries exceeded")})
+    message = contract.call_result_from_arq_record(record)["error"]["message"]
+    assert "not idempotent" in message
+    assert "may or may not have taken effect" in message

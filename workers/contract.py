@@ -195,6 +195,13 @@ def call_result_from_arq_record(raw: bytes, worker_id: str = "") -> CallResult:
         name, message = value["__exception__"], value.get("message") or ""
         if name == "CancelledError":
             reason = "the call was cancelled"
+        elif "retries exceeded" in message:
+            reason = (
+                "the worker running it stopped before it finished, and the tool is not idempotent, "
+                "so it was not run again; it may or may not have taken effect"
+            )
+        elif message == "job expired":
+            reason = "no worker picked it up before its deadline"
         else:
             reason = f"{name}: {message}" if message else name
     else:
