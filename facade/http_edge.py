@@ -193,6 +193,12 @@ class McpEndpoint:
             if current is not None and current.cancelling():
                 raise  # the client went away: nothing more to send
             response = jsonrpc.error_response(message.id, REQUEST_CANCELLED, "Request cancelled")
+        except Exception as exc:
+            # A bug, not bad input: answer in JSON-RPC and keep serving.
+            log.exception("%s failed", message.method)
+            response = jsonrpc.error_response(
+                message.id, jsonrpc.INTERNAL_ERROR, f"Internal error: {type(exc).__name__}"
+            )
         finally:
             if self._inflight.get(key) is inner:
                 del self._inflight[key]

@@ -11,8 +11,17 @@ import binascii
 import json
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from facade.calls import ToolCalls, UnknownTool
-from facade.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Request, error_response, result_response
+from facade.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    Request,
+    error_response,
+    result_response,
+)
 from facade.queue_client import ProgressCallback
 
 #: Newest first: an unknown requested version is answered with the first.
@@ -84,7 +93,12 @@ class McpProtocol:
         return error_response(request.id, METHOD_NOT_FOUND, f"Method not found: {request.method}")
 
     async def _tools_list(self, request: Request) -> dict[str, Any]:
-        tools = await self.calls.list_tools()
+        try:
+            tools = await self.calls.list_tools()
+        except (RedisError, OSError) as exc:
+            return error_response(
+                request.id, INTERNAL_ERROR, f"toolq cannot reach its tool registry (Redis) right now: {exc}"
+            )
         start = 0
         if request.params.get("cursor") is not None:
             try:

@@ -8,6 +8,7 @@ import time
 import tools_for_tests as test_tools
 from conftest import stop_worker
 
+from facade.app import CALLS
 from workers import contract
 
 
@@ -78,3 +79,17 @@ async def test_the_registry_entry_describes_the_worker(start_worker, redis):
     assert [spec["name"] for spec in info["tools"]] == ["add"]
     assert info["tools"][0]["x-toolq"] == {"timeout": 30.0, "idempotent": True}
     assert await redis.sismember(contract.TOOLS_EVER_SERVED, "add")
+
+
+async def test_tools_list_without_redis_is_an_internal_error_not_a_crash(make_facade, start_worker):
+    await start_worker(["add"])
+    client = await make_facade()
+    await client.initialize()
+    async def unreachable(*_args, **_kwargs):
+        raise ConnectionError("Redis is down")
+
+    client.client.app[CALLS].catalog._load = unreachable  # as the catalog sees a dead Redis
+    client.client.app[CALLS].catalog.invalidate()
+    body = await client.rpc("tools/list")
+    assert body["error"]["code"] == -32603
+    assert "Redis" in body["error"]["message"]
