@@ -85,6 +85,7 @@ async def test_tools_list_without_redis_is_an_internal_error_not_a_crash(make_fa
     await start_worker(["add"])
     client = await make_facade()
     await client.initialize()
+
     async def unreachable(*_args, **_kwargs):
         raise ConnectionError("Redis is down")
 

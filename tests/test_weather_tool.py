@@ -10,10 +10,9 @@ import pytest
 from fake_open_meteo import FORECAST_PATH, SEARCH_PATH, FakeOpenMeteo
 from pydantic import ValidationError
 
-from workers import weather_providers
 from workers.definition import ToolError
 from workers.tools.weather import weather
-from workers.weather_providers import CURRENT_VARIABLES, aclose_providers, describe_weather_code
+from workers.weather import CURRENT_VARIABLES, aclose_providers, describe_weather_code, http_session
 
 
 @pytest.fixture(autouse=True)
@@ -191,7 +190,7 @@ async def test_offline_provider_is_sample_data_and_stays_offline(
     assert [first[key] for key in deterministic] == [again[key] for key in deterministic]
     assert [first[key] for key in deterministic] != [other[key] for key in deterministic]
     assert fake.count() == 0
-    assert weather_providers._shared.session is None
+    assert http_session._shared.session is None
 
 
 async def test_unknown_provider_lists_valid_values(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,13 +201,13 @@ async def test_unknown_provider_lists_valid_values(monkeypatch: pytest.MonkeyPat
 
 async def test_one_session_is_shared_and_closed(fake: FakeOpenMeteo) -> None:
     await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
-    session = weather_providers._shared.session
+    session = http_session._shared.session
     assert session is not None
     await weather.invoke({"city": "Tokyo"}, context=None)  # type: ignore[arg-type]
-    assert weather_providers._shared.session is session
+    assert http_session._shared.session is session
     await aclose_providers()
     assert session.closed
-    assert weather_providers._shared.session is None
+    assert http_session._shared.session is None
     await aclose_providers()  # idempotent
 
 

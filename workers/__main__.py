@@ -15,7 +15,7 @@ from workers import contract
 from workers.runtime import ToolWorker
 from workers.settings import WorkerSettings, parse_args
 from workers.tools import discover, select
-from workers.weather_providers import aclose_providers
+from workers.weather import aclose_providers
 
 
 async def check_alive(settings: WorkerSettings, pool: str) -> bool:

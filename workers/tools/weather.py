@@ -4,7 +4,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from workers.definition import tool
-from workers.weather_providers import current_weather
+from workers.weather import current_weather
 
 
 class Weather(BaseModel):

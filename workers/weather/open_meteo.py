@@ -1,37 +1,19 @@
-"""Where the `weather` tool gets its data: Open-Meteo over HTTP, or offline sample values.
-
-Configuration is read from the environment at call time (not import time):
-
-- `TOOLQ_WEATHER_PROVIDER`: `open-meteo` (default) or `offline` (deterministic sample data,
-  no network at all).
-- `TOOLQ_WEATHER_GEOCODING_URL`: base URL of the geocoding API
-  (default `https://geocoding-api.open-meteo.com`).
-- `TOOLQ_WEATHER_FORECAST_URL`: base URL of the forecast API (default `https://api.open-meteo.com`).
-- `TOOLQ_WEATHER_TIMEOUT`: seconds allowed for one whole lookup, geocoding plus forecast
-  (default 8).
-
-One `aiohttp.ClientSession` is shared per process (per event loop); the worker runtime closes it
-on shutdown with `aclose_providers()`. Every failure reaches the tool as a `ToolError` whose
-message a model can act on; no aiohttp exception escapes.
-"""
+"""The Open-Meteo provider: geocoding, then current conditions, over the shared HTTP session."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from workers.definition import ToolError
+from workers.weather.http_session import _shared_session
+from workers.weather.observation import Observation
+from workers.weather.wmo_codes import describe_weather_code
 
-DEFAULT_PROVIDER = "open-meteo"
-PROVIDERS = ("open-meteo", "offline")
 DEFAULT_GEOCODING_URL = "https://geocoding-api.open-meteo.com"
 DEFAULT_FORECAST_URL = "https://api.open-meteo.com"
 DEFAULT_TIMEOUT = 8.0
@@ -44,117 +26,11 @@ CURRENT_VARIABLES = (
     "wind_speed_10m",
     "wind_direction_10m",
 )
-OFFLINE_NOTE = (
-    "Sample data from toolq's offline weather provider, derived from the city name: "
-    "these are not real weather observations."
-)
-
-#: WMO weather interpretation codes, as used by Open-Meteo's `weather_code`.
-WMO_CODES: dict[int, str] = {
-    0: "Clear sky",
-    1: "Mainly clear",
-    2: "Partly cloudy",
-    3: "Overcast",
-    45: "Fog",
-    48: "Depositing rime fog",
-    51: "Light drizzle",
-    53: "Moderate drizzle",
-    55: "Dense drizzle",
-    56: "Light freezing drizzle",
-    57: "Dense freezing drizzle",
-    61: "Slight rain",
-    63: "Moderate rain",
-    65: "Heavy rain",
-    66: "Light freezing rain",
-    67: "Heavy freezing rain",
-    71: "Slight snow fall",
-    73: "Moderate snow fall",
-    75: "Heavy snow fall",
-    77: "Snow grains",
-    80: "Slight rain showers",
-    81: "Moderate rain showers",
-    82: "Violent rain showers",
-    85: "Slight snow showers",
-    86: "Heavy snow showers",
-    95: "Thunderstorm",
-    96: "Thunderstorm with slight hail",
-    99: "Thunderstorm with heavy hail",
-}
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
 # Qualifiers people write after the comma that are not what Open-Meteo calls the country.
 _QUALIFIER_ALIASES = {"uk": "gb", "usa": "us", "u.s.": "us", "u.s.a.": "us"}
-
-
-def describe_weather_code(code: int) -> str:
-    """Words for a WMO weather code, e.g. 2 -> "Partly cloudy"."""
-    return WMO_CODES.get(code, f"Unknown (code {code})")
-
-
-@dataclass(frozen=True)
-class Observation:
-    """Current conditions at one place, as any provider reports them."""
-
-    city: str
-    temperature: float
-    condition: str
-    weather_code: int
-    observed_at: str
-    source: str
-    temperature_unit: str = "°C"
-    apparent_temperature: float | None = None
-    wind_speed: float | None = None
-    wind_direction: int | None = None
-    humidity: int | None = None
-    is_day: bool | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    country: str | None = None
-    admin1: str | None = None
-    timezone: str | None = None
-    note: str | None = None
-
-
-class WeatherProvider(Protocol):
-    name: str
-
-    async def current(self, city: str) -> Observation: ...
-
-
-# --- the shared HTTP session ---------------------------------------------------------------
-
-
-class _Shared:
-    session: aiohttp.ClientSession | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-
-
-_shared = _Shared()
-
-
-def _shared_session() -> aiohttp.ClientSession:
-    """The process's ClientSession, created on first use (inside the running event loop)."""
-    loop = asyncio.get_running_loop()
-    session = _shared.session
-    if session is not None and not session.closed:
-        if _shared.loop is loop:
-            return session
-        # Made on an event loop that is gone: it cannot be closed from here, only dropped.
-        session.detach()
-    _shared.session = aiohttp.ClientSession(headers={"User-Agent": "toolq-weather/0.1"})
-    _shared.loop = loop
-    return _shared.session
-
-
-async def aclose_providers() -> None:
-    """Close the shared HTTP session, if one was opened; safe to call more than once."""
-    session, _shared.session, _shared.loop = _shared.session, None, None
-    if session is not None and not session.closed:
-        await session.close()
-
-
-# --- Open-Meteo ----------------------------------------------------------------------------
 
 
 class _Place(BaseModel):
@@ -346,86 +222,3 @@ def _parse(model: type[_Model], data: Any, service: str) -> _Model:
 
 def _round(value: float | None) -> int | None:
     return None if value is None else round(value)
-
-
-# --- offline samples -----------------------------------------------------------------------
-
-_SAMPLE_CODES = (0, 1, 2, 3, 45, 51, 61, 63, 71, 80, 95)
-
-
-class OfflineSampleProvider:
-    """Deterministic made-up conditions per city name; never touches the network."""
-
-    name = "offline-sample"
-
-    async def current(self, city: str) -> Observation:
-        place = " ".join(city.split())
-        digest = hashlib.sha256(place.casefold().encode()).digest()
-
-        def sample(index: int, low: float, high: float) -> float:
-            fraction = int.from_bytes(digest[2 * index : 2 * index + 2], "big") / 0xFFFF
-            return low + (high - low) * fraction
-
-        temperature = round(sample(0, -10.0, 35.0), 1)
-        code = _SAMPLE_CODES[digest[12] % len(_SAMPLE_CODES)]
-        now = datetime.now(UTC)
-        observed = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-        return Observation(
-            city=place,
-            temperature=temperature,
-            condition=describe_weather_code(code),
-            weather_code=code,
-            observed_at=observed.strftime("%Y-%m-%dT%H:%M"),
-            source=self.name,
-            apparent_temperature=round(temperature + sample(1, -3.0, 3.0), 1),
-            wind_speed=round(sample(2, 0.0, 40.0), 1),
-            wind_direction=round(sample(3, 0.0, 359.0)),
-            humidity=round(sample(4, 20.0, 100.0)),
-            is_day=digest[13] % 2 == 0,
-            timezone="GMT",
-            note=OFFLINE_NOTE,
-        )
-
-
-# --- selection -----------------------------------------------------------------------------
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, "").strip() or default
-
-
-def _timeout_from_env() -> float:
-    raw = _env("TOOLQ_WEATHER_TIMEOUT", str(DEFAULT_TIMEOUT))
-    try:
-        timeout = float(raw)
-    except ValueError:
-        timeout = -1.0
-    if not 0 < timeout < float("inf"):
-        raise ToolError(
-            f"The weather tool is misconfigured: TOOLQ_WEATHER_TIMEOUT must be a positive "
-            f"number of seconds, not {raw!r}."
-        )
-    return timeout
-
-
-def provider_from_env() -> WeatherProvider:
-    """The provider the environment selects (`TOOLQ_WEATHER_PROVIDER`), configured from it."""
-    raw = _env("TOOLQ_WEATHER_PROVIDER", DEFAULT_PROVIDER)
-    choice = raw.lower()
-    if choice == "open-meteo":
-        return OpenMeteoProvider(
-            geocoding_url=_env("TOOLQ_WEATHER_GEOCODING_URL", DEFAULT_GEOCODING_URL),
-            forecast_url=_env("TOOLQ_WEATHER_FORECAST_URL", DEFAULT_FORECAST_URL),
-            timeout=_timeout_from_env(),
-        )
-    if choice == "offline":
-        return OfflineSampleProvider()
-    valid = " or ".join(repr(name) for name in PROVIDERS)
-    raise ToolError(
-        f"The weather tool is misconfigured: TOOLQ_WEATHER_PROVIDER is {raw!r}; valid values are {valid}."
-    )
-
-
-async def current_weather(city: str) -> Observation:
-    """Current conditions for `city` from the provider the environment selects."""
-    return await provider_from_env().current(city)
