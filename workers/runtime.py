@@ -270,10 +270,15 @@ class ToolWorker(Worker):
             self.job_counter += 1
             job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
             in_progress_key = in_progress_key_prefix + job_id
-            async with self.pool.pipeline(transaction=True) as pipe:
-                pipe.set(in_progress_key, b"1", px=int(self.in_progress_timeout_s * 1000), nx=True)
-                pipe.zscore(self.queue_name, job_id)
-                claimed, score = await pipe.execute()
+            try:
+                async with self.pool.pipeline(transaction=True) as pipe:
+                    pipe.set(in_progress_key, b"1", px=int(self.in_progress_timeout_s * 1000), nx=True)
+                    pipe.zscore(self.queue_name, job_id)
+                    claimed, score = await pipe.execute()
+            except BaseException:
+                self.job_counter -= 1  # the slot was not used: give it back
+                self.sem.release()
+                raise
             if not claimed or not score or score > timestamp_ms():
                 if claimed:
                     await self.pool.delete(in_progress_key)
