@@ -34,7 +34,8 @@ SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 SESSION_NOT_FOUND = -32001
 REQUEST_CANCELLED = -32800
-ALLOWED_METHODS = "GET, POST, DELETE"
+#: GET (a server-to-client stream) is not offered: toolq sends nothing unprompted.
+ALLOWED_METHODS = "POST, DELETE"
 
 
 def rpc_error(status: int, code: int, message: str, id: Any = None, **headers: str) -> web.Response:
@@ -57,6 +58,21 @@ def sse_event(message: dict[str, Any]) -> bytes:
     return b"event: message\ndata: " + json.dumps(message, separators=(",", ":")).encode() + b"\n\n"
 
 
+async def answer(
+    http: web.Request, message: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """One JSON-RPC response: JSON, or a one-event SSE stream for a client that takes only SSE."""
+    if accepts(http, "application/json"):
+        return web.json_response(message, headers=headers)
+    stream = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **(headers or {})}
+    )
+    await stream.prepare(http)
+    await stream.write(sse_event(message))
+    await stream.write_eof()
+    return stream
+
+
 class McpEndpoint:
     """Handlers for /mcp. In-flight requests are tracked per session for cancellation."""
 
@@ -72,7 +88,6 @@ class McpEndpoint:
             return await self.post(request)
         if request.method == "DELETE":
             return await self.delete(request)
-        # GET would open a server-to-client stream; toolq sends nothing unprompted (yet).
         return web.Response(status=405, headers={"Allow": ALLOWED_METHODS})
 
     # --- POST ---------------------------------------------------------------------------------
@@ -81,7 +96,7 @@ class McpEndpoint:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
         if content_type != "application/json":
             return rpc_error(415, jsonrpc.INVALID_REQUEST, "Unsupported Media Type: send application/json")
-        if not accepts(request, "application/json"):
+        if not accepts(request, "application/json") and not accepts(request, "text/event-stream"):
             return rpc_error(
                 406, jsonrpc.INVALID_REQUEST, "Not Acceptable: accept application/json and text/event-stream"
             )
@@ -115,7 +130,7 @@ class McpEndpoint:
             return web.json_response(exc.response(), status=400)
 
         if isinstance(message, Request) and message.method == "initialize":
-            return await self.initialize(message)
+            return await self.initialize(request, message)
 
         session_id = request.headers.get(SESSION_HEADER)
         if not session_id:
@@ -143,7 +158,7 @@ class McpEndpoint:
             return web.Response(status=202)
         return await self.request(request, message, session.id)
 
-    async def initialize(self, message: Request) -> web.Response:
+    async def initialize(self, http: web.Request, message: Request) -> web.StreamResponse:
         version = negotiate(message.params.get("protocolVersion"))
         client_info = message.params.get("clientInfo")
         try:
@@ -153,9 +168,7 @@ class McpEndpoint:
         except (RedisError, OSError) as exc:
             return rpc_error(503, jsonrpc.INTERNAL_ERROR, f"Session store unavailable: {exc}", id=message.id)
         result = initialize_result(version, self.protocol.server_version)
-        return web.json_response(
-            jsonrpc.result_response(message.id, result), headers={SESSION_HEADER: session.id}
-        )
+        return await answer(http, jsonrpc.result_response(message.id, result), {SESSION_HEADER: session.id})
 
     async def request(self, http: web.Request, message: Request, session_id: str) -> web.StreamResponse:
         token = progress_token(message.params) if message.method == "tools/call" else None
@@ -203,7 +216,7 @@ class McpEndpoint:
             if self._inflight.get(key) is inner:
                 del self._inflight[key]
         if stream is None:
-            return web.json_response(response)
+            return await answer(http, response)
         await stream.write(sse_event(response))
         await stream.write_eof()
         return stream

@@ -166,7 +166,7 @@ async def test_get_and_other_methods_are_405_with_allow(mcp: McpHttp):
     for method in ("GET", "PUT", "PATCH"):
         response = await mcp.client.request(method, "/mcp", headers=mcp.headers())
         assert response.status == 405, method
-        assert response.headers["Allow"] == "GET, POST, DELETE"
+        assert response.headers["Allow"] == "POST, DELETE"
 
 
 async def test_a_stateless_era_version_header_is_400_with_a_json_rpc_error(make_facade):
@@ -200,7 +200,15 @@ async def test_a_non_json_content_type_is_415(mcp: McpHttp):
     assert status == 415
 
 
-async def test_an_accept_header_without_json_is_406(mcp: McpHttp):
+async def test_a_client_that_takes_only_sse_gets_its_answer_as_one_event(mcp: McpHttp):
+    ping = {"jsonrpc": "2.0", "id": 5, "method": "ping"}
+    status, body, headers = await mcp.post(ping, headers={"Accept": "text/event-stream"})
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/event-stream")
+    assert body == 'event: message\ndata: {"jsonrpc":"2.0","id":5,"result":{}}\n\n'
+
+
+async def test_an_accept_header_without_json_or_sse_is_406(mcp: McpHttp):
     status, _, _ = await mcp.post(
         {"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"Accept": "text/html"}
     )
