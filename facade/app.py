@@ -63,6 +63,7 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
         calls,
         settings.max_body_bytes,
     )
+    queue.on_broadcast(contract.CANCEL_CHANNEL, endpoint.on_cancel_broadcast)
     app[REDIS] = client
     app[QUEUE] = queue
     app[CALLS] = calls

@@ -73,6 +73,11 @@ async def answer(
     return stream
 
 
+def _log_broadcast_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not pass a cancellation to the other facades: %s", task.exception())
+
+
 class McpEndpoint:
     """Handlers for /mcp. In-flight requests are tracked per session for cancellation."""
 
@@ -222,9 +227,27 @@ class McpEndpoint:
         return stream
 
     def cancel(self, session_id: str, request_id: Any) -> None:
+        """Cancel a request of this session; another replica may be the one serving it."""
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+            return  # not an id any request of ours can have
+        if not self.cancel_here(session_id, request_id):
+            payload = contract.dumps({"session": session_id, "request": request_id})
+            task = asyncio.create_task(self.calls.queue.broadcast(contract.CANCEL_CHANNEL, payload))
+            task.add_done_callback(_log_broadcast_failure)
+
+    def cancel_here(self, session_id: str, request_id: Any) -> bool:
         task = self._inflight.get((session_id, request_id))
-        if task is not None:
-            task.cancel()
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    def on_cancel_broadcast(self, payload: bytes) -> None:
+        try:
+            message = contract.loads(payload)
+            self.cancel_here(message["session"], message["request"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed cancellation broadcast")
 
     # --- DELETE -------------------------------------------------------------------------------
 

@@ -53,14 +53,25 @@ class QueueClient:
         sweep_seconds: float = 1.0,
         on_registry_change: Callable[[], None] | None = None,
     ) -> None:
+        """`on_registry_change` runs when a worker joins or leaves (and after a reconnect)."""
         self.redis = redis
         self.facade_id = facade_id or contract.new_facade_id()
         self._channel = contract.events_channel(self.facade_id)
         self._sweep_seconds = sweep_seconds
+        self._broadcasts: dict[str, Callable[[bytes], None]] = {
+            contract.REGISTRY_CHANNEL: lambda _payload: self._registry_changed()
+        }
         self._on_registry_change = on_registry_change
         self._waiters: dict[str, _Waiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+
+    def on_broadcast(self, channel: str, handler: Callable[[bytes], None]) -> None:
+        """Call `handler(payload)` for every message on `channel` (register before start())."""
+        self._broadcasts[channel] = handler
+
+    async def broadcast(self, channel: str, payload: bytes) -> None:
+        await self.redis.publish(channel, payload)
 
     @property
     def pending(self) -> int:
@@ -176,7 +187,7 @@ class QueueClient:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(self._channel, contract.REGISTRY_CHANNEL)
+                await pubsub.subscribe(self._channel, *self._broadcasts)
                 self._subscribed.set()
                 if backoff > 0.1:
                     # Events published while we were away are lost: look at the result keys now.
@@ -187,8 +198,9 @@ class QueueClient:
                     if message["type"] != "message":
                         continue
                     channel = message["channel"]
-                    if channel in (contract.REGISTRY_CHANNEL, contract.REGISTRY_CHANNEL.encode()):
-                        self._registry_changed()
+                    channel = channel.decode() if isinstance(channel, bytes) else channel
+                    if channel in self._broadcasts:
+                        self._broadcasts[channel](message["data"])
                         continue
                     try:
                         self._deliver(contract.loads(message["data"]))

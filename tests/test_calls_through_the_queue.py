@@ -256,3 +256,29 @@ async def test_a_client_that_disconnects_cancels_its_job(make_facade, start_work
             break
         await asyncio.sleep(0.02)
     assert not worker.job_tasks, "the job kept running after its caller left"
+
+
+async def test_a_cancellation_reaching_another_replica_still_stops_the_call(make_facade, start_worker):
+    worker = await start_worker([test_tools.patient])
+    serving, other = await make_facade(), await make_facade()
+    await serving.initialize()
+    other.session_id, other.protocol_version = serving.session_id, serving.protocol_version
+    request = {"jsonrpc": "2.0", "id": 77, "method": "tools/call"}
+    request["params"] = {"name": "patient", "arguments": {"seconds": 20}}
+    call = asyncio.create_task(serving.post(request))
+    for _ in range(100):
+        if worker.job_tasks:
+            break
+        await asyncio.sleep(0.02)
+    assert worker.job_tasks, "the job never started"
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77}}
+    assert (await other.post(cancel))[0] == 202
+    status, body, _ = await asyncio.wait_for(call, 2)
+    assert (status, body["error"]["code"]) == (200, -32800)
+
+
+async def test_a_cancellation_with_a_malformed_request_id_is_ignored(mcp: McpHttp):
+    for request_id in ({"a": 1}, [1], None, True):
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
+        assert (await mcp.post(cancel))[0] == 202
+    assert (await mcp.rpc("ping"))["result"] == {}

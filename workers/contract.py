@@ -20,6 +20,9 @@ WORKERS_LIVE = f"{PREFIX}:workers"
 TOOLS_EVER_SERVED = f"{PREFIX}:tools"
 #: Published (payload: worker id) when a worker joins or leaves, so catalogs refresh at once.
 REGISTRY_CHANNEL = f"{PREFIX}:registry"
+#: Facade to facade: a client cancelled a request that another replica may be serving
+#: (payload: JSON {"session", "request"}).
+CANCEL_CHANNEL = f"{PREFIX}:cancel"
 
 #: arq's own key for jobs to abort (see arq.constants.abort_jobs_ss); kept here so the facade
 #: does not import arq internals to cancel a call.
