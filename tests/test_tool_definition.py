@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from workers.definition import ToolContext, tool
+from workers.definition import ToolContext, ToolDefinition, tool
 from workers.tools import discover, select
 
 
@@ -103,3 +104,17 @@ def test_the_default_tool_set_is_add_and_weather():
     assert [d.name for d in select(discover(), ["weather", "add"])] == ["add", "weather"]
     with pytest.raises(ValueError, match="unknown tool"):
         select(discover(), ["add", "nope"])
+
+
+async def test_the_readme_example_tool_is_a_working_tool():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    source = readme.split("# workers/tools/multiply.py\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(source, "README.md:multiply", "exec"), namespace)
+    multiply = namespace["multiply"]
+    assert isinstance(multiply, ToolDefinition)
+    assert multiply.spec()["inputSchema"]["properties"]["b"] == {
+        "type": "number",
+        "description": "The multiplier",
+    }
+    assert await multiply.invoke({"a": 6, "b": 7}, ToolContext(_no_progress)) == {"product": 42}
