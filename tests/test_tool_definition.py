@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated
 
@@ -106,12 +107,12 @@ def test_the_default_tool_set_is_add_and_weather():
         select(discover(), ["add", "nope"])
 
 
-async def test_the_readme_example_tool_is_a_working_tool():
+async def test_the_readme_example_tool_is_a_working_tool(tmp_path, monkeypatch):
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     source = readme.split("# workers/tools/multiply.py\n", 1)[1].split("```", 1)[0]
-    namespace: dict[str, object] = {}
-    exec(compile(source, "README.md:multiply", "exec"), namespace)
-    multiply = namespace["multiply"]
+    (tmp_path / "readme_multiply.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    multiply = importlib.import_module("readme_multiply").multiply
     assert isinstance(multiply, ToolDefinition)
     assert multiply.spec()["inputSchema"]["properties"]["b"] == {
         "type": "number",
