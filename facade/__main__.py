@@ -8,12 +8,17 @@ import sys
 from aiohttp import web
 
 from facade.app import create_app
-from facade.settings import FacadeSettings, parse_args
+from facade.settings import FacadeSettings, parse_args, redact_url
+from workers.event_loop import use_fast_event_loop
 
 
 def serve(settings: FacadeSettings) -> None:
+    loop = use_fast_event_loop()
     app = create_app(settings)
-    print(f"toolq facade: MCP at {settings.public_url} (Redis {settings.redis_url})", flush=True)
+    print(
+        f"toolq facade: MCP at {settings.public_url} (Redis {redact_url(settings.redis_url)}, {loop})",
+        flush=True,
+    )
     # handler_cancellation: a client that disconnects cancels its call, which aborts the job.
     web.run_app(
         app,

@@ -7,6 +7,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -115,3 +116,12 @@ def parse_args(argv: list[str] | None = None) -> FacadeSettings:
         allow_unauthenticated=args.allow_unauthenticated or base.allow_unauthenticated,
         log_level=(args.log_level or base.log_level).upper(),
     )
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -12,6 +12,7 @@ from typing import Any
 from arq.connections import RedisSettings, create_pool
 
 from workers import contract
+from workers.event_loop import use_fast_event_loop
 from workers.runtime import ToolWorker
 from workers.settings import WorkerSettings, parse_args
 from workers.tools import discover, select
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         pool = settings.pool_name([d.name for d in definitions])
         return 0 if asyncio.run(check_alive(settings, pool)) else 1
+    use_fast_event_loop()
     worker = ToolWorker(definitions, settings, on_shutdown=close_tool_resources)
     worker.run()
     return 0

@@ -215,10 +215,11 @@ class ToolWorker(Worker):
                 expires_extra_ms=self.expires_extra_ms,
             )
         log.info(
-            "worker %s serving %s on queue %s",
+            "worker %s serving %s on queue %s (%s)",
             self.settings.worker_id,
             ", ".join(d.name for d in self.definitions),
             self.queue_name,
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
         self.ctx["redis"] = self.pool
         self._background = [

@@ -6,7 +6,6 @@ import contextlib
 import sys
 import threading
 from typing import TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 _print_lock = threading.RLock()
 
@@ -19,12 +18,3 @@ def say(text: str, *, stream: TextIO | None = None) -> None:
 
 def error(text: str) -> None:
     say(f"[toolq] error: {text}", stream=sys.stderr)
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -17,9 +17,9 @@ import fakeredis
 import redis
 
 from facade.local_stack.children import Child, free_port, stop_children
-from facade.local_stack.console import redact
 from facade.local_stack.errors import LaunchError
 from facade.local_stack.options import Options
+from facade.settings import redact_url
 
 
 class RedisHandle(Protocol):
@@ -49,11 +49,13 @@ class ExternalRedis:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.description = f"Redis: {redact(url)} (given by --redis-url; left as it is on exit)"
+        self.description = f"Redis: {redact_url(url)} (given by --redis-url; left as it is on exit)"
         deadline = time.monotonic() + 3.0
         while problem := redis_problem(url):
             if time.monotonic() >= deadline:
-                raise LaunchError(f"the Redis at {redact(url)} (from --redis-url) does not answer: {problem}")
+                raise LaunchError(
+                    f"the Redis at {redact_url(url)} (from --redis-url) does not answer: {problem}"
+                )
             time.sleep(0.2)
 
     def failure(self) -> str | None:
