@@ -98,6 +98,8 @@ class Catalog:
         self._max_age = max_age_seconds
         self._snapshot: Snapshot | None = None
         self._lock = asyncio.Lock()
+        #: Tools this process has seen served: still "known" if Redis restarts empty.
+        self._seen: set[str] = set()
 
     def invalidate(self) -> None:
         self._snapshot = None
@@ -124,5 +126,7 @@ class Catalog:
             for raw in await self._redis.mget(keys):
                 if raw is not None:
                     workers.append(contract.loads(raw))
-        known = {n.decode() if isinstance(n, bytes) else n for n in served}
-        return build_snapshot(workers, known)
+        known = {n.decode() if isinstance(n, bytes) else n for n in served} | self._seen
+        snapshot = build_snapshot(workers, known)
+        self._seen |= set(snapshot.tools)
+        return snapshot

@@ -42,6 +42,8 @@ class _Waiter:
     queue: str
     events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     registered: float = field(default_factory=time.monotonic)
+    #: Set once the job is in Redis: only then can it be found missing.
+    enqueued: bool = False
 
 
 class QueueClient:
@@ -114,6 +116,7 @@ class QueueClient:
                 await self._enqueue(queue, job_id, contract.job_function(tool), job, timeout)
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
+            waiter.enqueued = True
             return await self._wait(waiter, deadline, on_progress)
         except TimeoutError:
             self._abort_soon(queue, job_id)
@@ -190,8 +193,9 @@ class QueueClient:
                 await pubsub.subscribe(self._channel, *self._broadcasts)
                 self._subscribed.set()
                 if backoff > 0.1:
-                    # Events published while we were away are lost: look at the result keys now.
-                    await self._check_results(min_age=0.0)
+                    # Events published while we were away are lost: look at the result keys now,
+                    # and fail the calls whose jobs Redis no longer has (it restarted empty).
+                    await self._check_results(min_age=0.0, find_lost=True)
                     self._registry_changed()
                 backoff = 0.1
                 async for message in pubsub.listen():
@@ -234,17 +238,37 @@ class QueueClient:
             except (RedisError, OSError) as exc:
                 log.debug("result sweep skipped: %s", exc)
 
-    async def _check_results(self, *, min_age: float) -> None:
+    async def _check_results(self, *, min_age: float, find_lost: bool = False) -> None:
         now = time.monotonic()
         job_ids = [job_id for job_id, w in self._waiters.items() if now - w.registered >= min_age]
         if not job_ids:
             return
-        records = await self.redis.mget([contract.result_key(job_id) for job_id in job_ids])
-        for job_id, raw in zip(job_ids, records, strict=True):
+        # Jobs first, then results: a job finishing in between is seen by the second read.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids if find_lost else ():
+                pipe.exists(contract.job_key(job_id))
+            pipe.mget([contract.result_key(job_id) for job_id in job_ids])
+            *queued, records = await pipe.execute()
+        if not find_lost:
+            queued = [1] * len(job_ids)
+        for job_id, job_exists, raw in zip(job_ids, queued, records, strict=True):
+            waiter = self._waiters.get(job_id)
             if raw is not None:
-                self._deliver(
-                    {"type": "done", "job_id": job_id, "result": contract.call_result_from_arq_record(raw)}
-                )
+                result = contract.call_result_from_arq_record(raw)
+            elif not job_exists and waiter is not None and waiter.enqueued:
+                result = {
+                    "ok": False,
+                    "error": {
+                        "kind": "tool_error",
+                        "message": "The queue lost this call (Redis restarted without its data); "
+                        "it may or may not have run. Try again.",
+                    },
+                    "worker": "",
+                    "duration_ms": 0.0,
+                }
+            else:
+                continue
+            self._deliver({"type": "done", "job_id": job_id, "result": result})
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
