@@ -104,6 +104,9 @@ def ready_banner(mcp_url: str, tools: list[str], workers: int, authenticated: bo
             f"  MCP endpoint:  {mcp_url}",
             f"  Claude Code:   claude mcp add --transport http toolq {mcp_url}{auth_header}",
             f"  Try it:        curl -s {mcp_url} -H 'Content-Type: application/json'{curl_auth} -d '{seed}'",
+            '  With Claude:   ./toolq client "Tell me the weather of Delhi and add 15 and 27"'
+            + ("" if mcp_url.endswith(":8000/mcp") else f" --url {mcp_url}")
+            + " (needs ANTHROPIC_API_KEY)",
             "Press Ctrl-C to stop.",
             "",
         ]
