@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -15,6 +16,14 @@ from mcp_http import McpHttp
 import workers.runtime
 from facade.queue_client import QueueClient
 from workers import contract
+
+
+async def eventually(condition: Callable[[], object], failure: str, seconds: float = 2.0) -> None:
+    """Wait until `condition()` holds; fail with `failure` if it does not within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        await asyncio.sleep(0.02)
 
 
 async def test_a_tool_error_is_a_result_with_is_error(make_facade, start_worker):
@@ -201,11 +210,7 @@ async def test_notifications_cancelled_stops_the_call_and_its_job(make_facade, s
         "params": {"name": "patient", "arguments": {"seconds": 20}},
     }
     call = asyncio.create_task(client.post(request))
-    for _ in range(100):
-        if worker.job_tasks:
-            break
-        await asyncio.sleep(0.02)
-    assert worker.job_tasks, "the job never started"
+    await eventually(lambda: worker.job_tasks, "the job never started")
     status, _, _ = await client.post(
         {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1"}}
     )
@@ -213,11 +218,7 @@ async def test_notifications_cancelled_stops_the_call_and_its_job(make_facade, s
     status, body, _ = await asyncio.wait_for(call, 2)
     assert status == 200
     assert body["error"]["code"] == -32800
-    for _ in range(100):
-        if not worker.job_tasks:
-            break
-        await asyncio.sleep(0.02)
-    assert not worker.job_tasks, "the job is still running on its worker"
+    await eventually(lambda: not worker.job_tasks, "the job is still running on its worker")
 
 
 async def test_a_saturated_worker_takes_its_backlog_without_the_safety_net_poll(make_facade, start_worker):
@@ -251,11 +252,7 @@ async def test_a_client_that_disconnects_cancels_its_job(make_facade, start_work
             "/mcp", json=request, headers=client.headers(), timeout=aiohttp.ClientTimeout(total=0.5)
         )
     assert worker.job_tasks or worker.jobs_failed, "the job never started"
-    for _ in range(100):
-        if not worker.job_tasks:
-            break
-        await asyncio.sleep(0.02)
-    assert not worker.job_tasks, "the job kept running after its caller left"
+    await eventually(lambda: not worker.job_tasks, "the job kept running after its caller left")
 
 
 async def test_a_cancellation_reaching_another_replica_still_stops_the_call(make_facade, start_worker):
@@ -266,11 +263,7 @@ async def test_a_cancellation_reaching_another_replica_still_stops_the_call(make
     request = {"jsonrpc": "2.0", "id": 77, "method": "tools/call"}
     request["params"] = {"name": "patient", "arguments": {"seconds": 20}}
     call = asyncio.create_task(serving.post(request))
-    for _ in range(100):
-        if worker.job_tasks:
-            break
-        await asyncio.sleep(0.02)
-    assert worker.job_tasks, "the job never started"
+    await eventually(lambda: worker.job_tasks, "the job never started")
     cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77}}
     assert (await other.post(cancel))[0] == 202
     status, body, _ = await asyncio.wait_for(call, 2)

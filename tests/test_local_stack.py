@@ -27,24 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from real_processes import free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 30.0
 EXIT_TIMEOUT = 20.0
 #: Settings from the developer's environment that would change what the launcher does.
 SCRUBBED_ENV = ("REDIS_URL", "TOOLQ_TOKENS", "TOOLQ_HOST", "TOOLQ_PORT", "TOOLQ_TOOLS", "TOOLQ_POOL")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def accepts_connections(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def process_alive(pid: int) -> bool:
@@ -157,11 +146,11 @@ def launched(cwd: Path, *args: str) -> Iterator[Launcher]:
 def assert_gone(pids: list[int], ports: list[int]) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        if not any(process_alive(p) for p in pids) and not any(accepts_connections(p) for p in ports):
+        if not any(process_alive(p) for p in pids) and not any(port_open(p) for p in ports):
             return
         time.sleep(0.05)
     alive = [p for p in pids if process_alive(p)]
-    listening = [p for p in ports if accepts_connections(p)]
+    listening = [p for p in ports if port_open(p)]
     raise AssertionError(f"left behind: processes {alive}, listening ports {listening}")
 
 
