@@ -56,6 +56,16 @@ def redis_server_binary() -> str:
     return binary
 
 
+def live_workers(redis_url: str) -> set[str]:
+    """Worker ids whose registry entry is live in the Redis at `redis_url`."""
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        now_ms = int(time.time() * 1000)
+        return {m.decode() for m in client.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")}
+    finally:
+        client.close()
+
+
 class RedisServer:
     def __init__(self, directory: Path):
         self.binary = redis_server_binary()
@@ -168,13 +178,7 @@ class Stack:
             service.kill()
 
     def live_workers(self) -> set[str]:
-        """Worker ids whose registry entry is live in this stack's Redis."""
-        client = redis_sync.Redis.from_url(self.redis.url)
-        try:
-            now_ms = int(time.time() * 1000)
-            return {m.decode() for m in client.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")}
-        finally:
-            client.close()
+        return live_workers(self.redis.url)
 
     def wait_for_workers(self, *names: str, timeout: float = 30) -> None:
         """Until the named workers are registered; a service that died fails with its output."""

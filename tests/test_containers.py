@@ -17,14 +17,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import redis as redis_sync
 from compose_as_processes import (
     COMPOSE_FILE,
     DOCKERFILE,
@@ -44,9 +42,7 @@ from compose_as_processes import (
     variables_used,
 )
 from fake_open_meteo import FakeOpenMeteo
-from real_processes import ROOT, wait_until
-
-from workers import contract
+from real_processes import ROOT, live_workers, wait_until
 
 if importlib.util.find_spec("dockerfile") is None:
     if platform.machine().lower() in ("aarch64", "arm64") and sys.platform == "linux":
@@ -464,22 +460,13 @@ class McpSession:
         return body["result"]  # type: ignore[no-any-return]
 
 
-def live_workers(stack: ComposeAsProcesses) -> set[str]:
-    client = redis_sync.Redis.from_url(stack.redis.url)
-    try:
-        now_ms = int(time.time() * 1000)
-        return {m.decode() for m in client.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")}
-    finally:
-        client.close()
-
-
 def wait_for_workers(stack: ComposeAsProcesses) -> None:
     expected = {stack.worker_id(p) for name, p in stack.each() if name in WORKER_SERVICES}
 
     def registered() -> bool:
         for _, process in stack.each():
             assert process.alive(), process.output()
-        return expected <= live_workers(stack)
+        return expected <= live_workers(stack.redis.url)
 
     wait_until(registered, 30, f"workers {sorted(expected)} to register")
 
@@ -554,7 +541,7 @@ async def test_composed_healthchecks_pass_then_services_drain_on_sigterm(compose
         grace = stack.services[name].stop_grace_seconds
         for process in stack.processes[name]:
             assert await asyncio.to_thread(process.terminate, grace) == 0, process.output()
-    assert live_workers(stack) == set()
+    assert live_workers(stack.redis.url) == set()
     result = await asyncio.to_thread(stack.run_healthcheck, "worker-weather")
     assert result.returncode == 1, "no worker of the pool is alive"
 
