@@ -11,13 +11,15 @@ from arq.connections import ArqRedis
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
 
-from facade.calls import ToolCalls
+from facade.calls import QueuedToolCalls
 from facade.catalog import Catalog
 from facade.http_edge import McpEndpoint
-from facade.protocol import McpProtocol
+from facade.inflight import InflightRegistry
+from facade.protocol.core import McpCore
+from facade.protocol.server_info import ServerIdentity
 from facade.queue_client import QueueClient
 from facade.security import AccessPolicy, access_middleware
-from facade.sessions import SessionStore
+from facade.sessions import RedisSessionStore
 from facade.settings import FacadeSettings
 from workers import contract
 
@@ -25,7 +27,7 @@ log = logging.getLogger("toolq.facade")
 
 REDIS = web.AppKey("redis", ArqRedis)
 QUEUE = web.AppKey("queue", QueueClient)
-CALLS = web.AppKey("calls", ToolCalls)
+CALLS = web.AppKey("calls", QueuedToolCalls)
 
 
 def server_version() -> str:
@@ -53,17 +55,26 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
     client = redis if redis is not None else connect_redis(settings.redis_url)
     catalog = Catalog(client)
     queue = QueueClient(client, on_registry_change=catalog.invalidate)
-    calls = ToolCalls(
+    calls = QueuedToolCalls(
         catalog, queue, max_call_seconds=settings.max_call_seconds, grace_seconds=settings.call_grace_seconds
     )
-    protocol = McpProtocol(calls, page_size=settings.page_size, server_version=server_version())
-    endpoint = McpEndpoint(
-        protocol,
-        SessionStore(client, settings.session_ttl_seconds, recheck_seconds=settings.session_recheck_seconds),
-        calls,
-        settings.max_body_bytes,
+    sessions = RedisSessionStore(
+        client, settings.session_ttl_seconds, recheck_seconds=settings.session_recheck_seconds
     )
-    queue.on_broadcast(contract.CANCEL_CHANNEL, endpoint.on_cancel_broadcast)
+    core = McpCore(
+        calls,
+        sessions,
+        InflightRegistry(queue),
+        ServerIdentity(version=server_version()),
+        page_size=settings.page_size,
+        discover_ttl_ms=int(settings.discover_ttl_seconds * 1000),
+        list_ttl_ms=int(settings.tools_list_ttl_seconds * 1000),
+        # With tokens, what a caller sees is kept out of caches shared with other callers.
+        cache_scope="private" if settings.tokens else "public",
+    )
+    endpoint = McpEndpoint(
+        core, calls, max_body_bytes=settings.max_body_bytes, keepalive_seconds=settings.sse_keepalive_seconds
+    )
     app[REDIS] = client
     app[QUEUE] = queue
     app[CALLS] = calls

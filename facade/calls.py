@@ -6,50 +6,30 @@ they validate and fail the same way.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import logging
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from facade.catalog import Catalog
-from facade.queue_client import CallTimedOut, ProgressCallback, QueueClient, QueueUnavailable
+from facade.errors import StoreUnavailable, UnknownTool
+from facade.protocol.tool_calls import (
+    CallOptions,
+    LogEntry,
+    ProgressUpdate,
+    ToolEvent,
+    ToolOutcome,
+    ToolTerms,
+)
+from facade.queue_client import CallTimedOut, QueueClient
 from workers import contract
 
+__all__ = ["QueuedToolCalls", "outcome_of", "tool_event"]
 
-class UnknownTool(Exception):
-    def __init__(self, name: str):
-        super().__init__(f"Unknown tool: {name!r}")
-        self.name = name
+log = logging.getLogger("toolq.calls")
 
 
-@dataclass(frozen=True)
-class CallOutcome:
-    ok: bool
-    structured: dict[str, Any] | None = None
-    message: str | None = None
-    #: Why it failed, for callers that map failures to status codes.
-    kind: str | None = None
-    worker: str | None = None
-    duration_ms: float | None = None
+class QueuedToolCalls:
+    """The protocol core's `ToolCalls`, on the catalog and the queue."""
 
-    def tool_result(self) -> dict[str, Any]:
-        """As an MCP CallToolResult."""
-        result: dict[str, Any]
-        if self.ok:
-            result = {
-                "content": [{"type": "text", "text": json.dumps(self.structured, ensure_ascii=False)}],
-                "structuredContent": self.structured,
-                "isError": False,
-            }
-        else:
-            result = {"content": [{"type": "text", "text": self.message}], "isError": True}
-        if self.worker:
-            result["_meta"] = {"toolq/worker": self.worker, "toolq/durationMs": self.duration_ms}
-        return result
-
-
-class ToolCalls:
     def __init__(
         self,
         catalog: Catalog,
@@ -66,17 +46,21 @@ class ToolCalls:
     async def list_tools(self) -> list[dict[str, Any]]:
         return (await self.catalog.snapshot()).listed()
 
+    async def terms(self, name: str) -> ToolTerms:
+        try:
+            entry = (await self.catalog.snapshot()).tools.get(name)
+        except StoreUnavailable:
+            return ToolTerms()  # the call itself will say that the store is down
+        return entry.terms if entry is not None else ToolTerms()
+
     async def call(
-        self,
-        name: str,
-        arguments: dict[str, Any],
-        *,
-        on_progress: ProgressCallback | None = None,
-    ) -> CallOutcome:
+        self, name: str, arguments: dict[str, Any], options: CallOptions | None = None
+    ) -> ToolOutcome:
         """Raises UnknownTool for a name no worker ever served; every other failure is an outcome."""
+        options = options or CallOptions()
         try:
             snapshot = await self.catalog.snapshot()
-        except (RedisError, OSError) as exc:
+        except StoreUnavailable as exc:
             return _failed(
                 "unavailable", f"toolq cannot reach its queue (Redis) right now: {exc}. Try again shortly."
             )
@@ -95,11 +79,25 @@ class ToolCalls:
                 "invalid_arguments", f"Invalid arguments for tool {name!r}: " + "; ".join(problems)
             )
         timeout = min(entry.timeout + self._grace_seconds, self._max_call_seconds)
+        listener = options.listener
+
+        async def on_event(event: contract.ProgressEvent | contract.LogEvent) -> None:
+            converted = tool_event(event)
+            if converted is not None and listener is not None:
+                await listener(converted)
+
         try:
             result = await self.queue.call(
-                entry.pick_queue(), name, arguments, timeout=timeout, on_progress=on_progress
+                entry.pick_queue(),
+                name,
+                arguments,
+                timeout=timeout,
+                on_event=on_event if listener is not None else None,
+                progress=options.progress,
+                log_level=options.log_level,
+                traceparent=options.traceparent,
             )
-        except QueueUnavailable as exc:
+        except StoreUnavailable as exc:
             return _failed(
                 "unavailable", f"toolq cannot reach its queue right now ({exc}). Try again shortly."
             )
@@ -112,16 +110,32 @@ class ToolCalls:
         return outcome_of(result)
 
 
-def outcome_of(result: contract.CallResult) -> CallOutcome:
+def tool_event(event: contract.ProgressEvent | contract.LogEvent) -> ToolEvent | None:
+    """A worker's event as the protocol core's value; None (and a warning) if it is malformed."""
+    try:
+        if event["type"] == "log":
+            return LogEntry(level=event["level"], data=event["data"], logger=event.get("logger"))
+        return ProgressUpdate(
+            progress=float(event["progress"]), total=event.get("total"), message=event.get("message")
+        )
+    except (KeyError, TypeError, ValueError):
+        log.warning("ignoring a malformed event from a worker: %r", event)
+        return None
+
+
+def outcome_of(result: contract.CallResult) -> ToolOutcome:
     if result.get("ok"):
-        return CallOutcome(
+        structured = result.get("structured")
+        content = result.get("content")
+        return ToolOutcome(
             ok=True,
-            structured=result.get("structured") or {},
+            structured=structured if structured is not None or content is not None else {},
+            content=content,
             worker=result.get("worker"),
             duration_ms=result.get("duration_ms"),
         )
     error = result.get("error") or {"kind": "tool_error", "message": "The tool failed."}
-    return CallOutcome(
+    return ToolOutcome(
         ok=False,
         message=error["message"],
         kind=error["kind"],
@@ -130,5 +144,5 @@ def outcome_of(result: contract.CallResult) -> CallOutcome:
     )
 
 
-def _failed(kind: str, message: str) -> CallOutcome:
-    return CallOutcome(ok=False, message=message, kind=kind)
+def _failed(kind: contract.ErrorKind, message: str) -> ToolOutcome:
+    return ToolOutcome(ok=False, message=message, kind=kind)

@@ -15,8 +15,14 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from facade.errors import StoreUnavailable
+from facade.protocol.headers import mirrored_parameters
+from facade.protocol.tool_calls import ToolTerms
 from workers import contract
 
 
@@ -27,7 +33,8 @@ class CatalogEntry:
     tool: dict[str, Any]
     queues: tuple[str, ...]
     timeout: float
-    validator: Draft202012Validator
+    validator: Validator
+    terms: ToolTerms
 
     def pick_queue(self) -> str:
         return self.queues[0] if len(self.queues) == 1 else random.choice(self.queues)
@@ -52,15 +59,17 @@ class Snapshot:
         return [self.tools[name].tool for name in sorted(self.tools)]
 
 
-_validators: dict[str, Draft202012Validator] = {}
+_validators: dict[str, Validator] = {}
 
 
-def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+def _validator(schema: dict[str, Any]) -> Validator:
+    """A validator for the schema's own dialect (`$schema`), JSON Schema 2020-12 by default."""
     key = json.dumps(schema, sort_keys=True)
     validator = _validators.get(key)
     if validator is None:
-        Draft202012Validator.check_schema(schema)
-        validator = _validators[key] = Draft202012Validator(schema)
+        cls = validator_for(schema, default=Draft202012Validator)
+        cls.check_schema(schema)
+        validator = _validators[key] = cls(schema)
     return validator
 
 
@@ -78,8 +87,9 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
     for name, (_, spec) in chosen.items():
         extra = spec.get("x-toolq", {})
         tool = {key: value for key, value in spec.items() if key != "x-toolq"}
+        input_schema = tool.get("inputSchema") or {"type": "object"}
         try:
-            validator = _validator(tool.get("inputSchema") or {"type": "object"})
+            validator = _validator(input_schema)
         except SchemaError:
             continue
         tools[name] = CatalogEntry(
@@ -88,6 +98,10 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
             queues=tuple(sorted(queues[name])),
             timeout=float(extra.get("timeout", 30.0)),
             validator=validator,
+            terms=ToolTerms(
+                mirrored=mirrored_parameters(input_schema),
+                client_capabilities=dict(extra.get("client_capabilities") or {}),
+            ),
         )
     return Snapshot(tools=tools, orphaned=frozenset(known - set(tools)), taken_at=time.monotonic())
 
@@ -105,13 +119,17 @@ class Catalog:
         self._snapshot = None
 
     async def snapshot(self) -> Snapshot:
+        """The live tools, at most `max_age_seconds` old; raises StoreUnavailable."""
         current = self._snapshot
         if current is not None and time.monotonic() - current.taken_at < self._max_age:
             return current
         async with self._lock:
             current = self._snapshot
             if current is None or time.monotonic() - current.taken_at >= self._max_age:
-                current = self._snapshot = await self._load()
+                try:
+                    current = self._snapshot = await self._load()
+                except (RedisError, OSError) as exc:
+                    raise StoreUnavailable(f"the tool registry (Redis) is unreachable: {exc}") from exc
             return current
 
     async def _load(self) -> Snapshot:

@@ -22,19 +22,17 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.exceptions import RedisError
 
+from facade.errors import StoreUnavailable
 from workers import contract
 
 log = logging.getLogger("toolq.queue")
 
-ProgressCallback = Callable[[contract.ProgressEvent], Awaitable[None]]
+#: Receives what a running job reports before its result: progress and log entries.
+EventCallback = Callable[[contract.ProgressEvent | contract.LogEvent], Awaitable[None]]
 
 
 class CallTimedOut(Exception):
     """No result arrived before the call's deadline; the job was aborted."""
-
-
-class QueueUnavailable(Exception):
-    """Redis could not be reached to enqueue the call."""
 
 
 @dataclass
@@ -73,7 +71,11 @@ class QueueClient:
         self._broadcasts[channel] = handler
 
     async def broadcast(self, channel: str, payload: bytes) -> None:
-        await self.redis.publish(channel, payload)
+        """Publish to every facade process; raises StoreUnavailable."""
+        try:
+            await self.redis.publish(channel, payload)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     @property
     def pending(self) -> int:
@@ -103,25 +105,39 @@ class QueueClient:
         arguments: dict[str, Any],
         *,
         timeout: float,  # noqa: ASYNC109 - the deadline is also the job's expiry in the queue
-        on_progress: ProgressCallback | None = None,
+        on_event: EventCallback | None = None,
+        progress: bool = False,
+        log_level: str | None = None,
+        traceparent: str | None = None,
     ) -> contract.CallResult:
-        """Run `tool` on `queue` and return its result; raises CallTimedOut or QueueUnavailable."""
+        """Run `tool` on `queue` and return its result; raises CallTimedOut or StoreUnavailable.
+
+        The job reports progress when `progress` is set and log entries at or above `log_level`;
+        `on_event` receives them.
+        """
         job_id = contract.new_job_id(self.facade_id)
         waiter = _Waiter(queue)
         self._waiters[job_id] = waiter
         deadline = time.monotonic() + timeout
         try:
-            job: contract.JobArguments = {"arguments": arguments, "progress": on_progress is not None}
+            job: contract.JobArguments = {
+                "arguments": arguments,
+                "progress": progress and on_event is not None,
+            }
+            if log_level is not None and on_event is not None:
+                job["log_level"] = log_level
+            if traceparent is not None:
+                job["traceparent"] = traceparent
             try:
                 await self._enqueue(queue, job_id, contract.job_function(tool), job, timeout)
             except (RedisError, OSError) as exc:
-                raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
+                raise StoreUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
             waiter.enqueued = True
-            return await self._wait(waiter, deadline, on_progress)
+            return await self._wait(waiter, deadline, on_event)
         except TimeoutError:
             self._abort_soon(queue, job_id)
             raise CallTimedOut(f"no result within {timeout:g} s") from None
-        except QueueUnavailable:
+        except StoreUnavailable:
             raise
         except BaseException:
             # Cancelled (the client left or cancelled) or the progress stream broke: nobody will
@@ -132,9 +148,7 @@ class QueueClient:
             self._waiters.pop(job_id, None)
 
     @staticmethod
-    async def _wait(
-        waiter: _Waiter, deadline: float, on_progress: ProgressCallback | None
-    ) -> contract.CallResult:
+    async def _wait(waiter: _Waiter, deadline: float, on_event: EventCallback | None) -> contract.CallResult:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -143,8 +157,8 @@ class QueueClient:
             if event["type"] == "done":
                 result: contract.CallResult = event["result"]
                 return result
-            if on_progress is not None:
-                await on_progress(event)  # type: ignore[arg-type]
+            if on_event is not None:
+                await on_event(event)  # type: ignore[arg-type]
 
     async def _enqueue(
         self, queue: str, job_id: str, function: str, job: contract.JobArguments, expires: float

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from facade.calls import ToolCalls, UnknownTool
+from facade.calls import QueuedToolCalls
+from facade.errors import UnknownTool
 
-#: Status codes for the ways a call can fail, by CallOutcome.kind.
+#: Status codes for the ways a call can fail, by ToolOutcome.kind.
 FAILURE_STATUS = {
     "invalid_arguments": 400,
     "tool_error": 422,
@@ -22,7 +23,7 @@ FAILURE_STATUS = {
 }
 
 
-async def answer_seed(payload: dict[str, Any], calls: ToolCalls) -> tuple[int, dict[str, Any]]:
+async def answer_seed(payload: dict[str, Any], calls: QueuedToolCalls) -> tuple[int, dict[str, Any]]:
     tool = payload.get("tool")
     params = payload.get("params", {})
     if not isinstance(tool, str) or not tool:
@@ -36,5 +37,7 @@ async def answer_seed(payload: dict[str, Any], calls: ToolCalls) -> tuple[int, d
     except UnknownTool:
         return 400, {"error": "Unknown tool"}
     if outcome.ok:
-        return 200, {"tool": tool, "result": outcome.structured}
+        # A tool that returns content blocks rather than data answers with those blocks.
+        result = outcome.structured if outcome.structured is not None else {"content": outcome.content}
+        return 200, {"tool": tool, "result": result}
     return FAILURE_STATUS.get(outcome.kind or "", 500), {"tool": tool, "error": outcome.message}

@@ -1,6 +1,6 @@
 """Handshake-era sessions (`Mcp-Session-Id`), kept in Redis with a sliding TTL.
 
-Any facade process can serve any session: nothing about a session lives in process memory.
+Any facade process can serve any session: nothing about a session lives only in process memory.
 """
 
 from __future__ import annotations
@@ -9,30 +9,28 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from facade.errors import StoreUnavailable
+from facade.protocol.handshake import Session
 from workers import contract
+
+__all__ = ["SESSION_ID", "RedisSessionStore"]
 
 #: Visible ASCII, as the spec requires; we issue 43 url-safe characters.
 SESSION_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
 
 
-@dataclass(frozen=True)
-class Session:
-    id: str
-    protocol_version: str
-    client_info: dict[str, Any]
-
-
-class SessionStore:
+class RedisSessionStore:
     """Sessions in Redis, with a short local memory of the ones seen valid.
 
     A request whose session this process confirmed less than `recheck_seconds` ago skips the
-    round trip to Redis; a session ended through another facade process therefore stays usable
-    here for at most that long.
+    round trip to Redis; a session ended (or a log level set) through another facade process
+    therefore shows here within that long. Every Redis failure is StoreUnavailable.
     """
 
     def __init__(
@@ -44,14 +42,11 @@ class SessionStore:
         self._remember = remember
         self._seen: OrderedDict[str, tuple[Session, float]] = OrderedDict()
 
-    async def create(self, protocol_version: str, client_info: dict[str, Any]) -> Session:
-        session = Session(secrets.token_urlsafe(32), protocol_version, client_info)
-        record = {
-            "protocol_version": protocol_version,
-            "client_info": client_info,
-            "created_at": time.time(),
-        }
-        await self._redis.set(contract.session_key(session.id), contract.dumps(record), ex=self._ttl)
+    async def create(
+        self, protocol_version: str, client_info: dict[str, Any], client_capabilities: dict[str, Any]
+    ) -> Session:
+        session = Session(secrets.token_urlsafe(32), protocol_version, client_info, client_capabilities)
+        await self._store(session, created_at=time.time())
         self._remember_valid(session)
         return session
 
@@ -62,23 +57,54 @@ class SessionStore:
             return seen[0]
         if not SESSION_ID.match(session_id):
             return None
-        raw = await self._redis.getex(contract.session_key(session_id), ex=self._ttl)
+        try:
+            raw = await self._redis.getex(contract.session_key(session_id), ex=self._ttl)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the session store (Redis) is unreachable: {exc}") from exc
         if raw is None:
             self._seen.pop(session_id, None)
             return None
         record = contract.loads(raw)
-        session = Session(session_id, record["protocol_version"], record.get("client_info") or {})
+        session = Session(
+            session_id,
+            record["protocol_version"],
+            record.get("client_info") or {},
+            record.get("client_capabilities") or {},
+            log_level=record.get("log_level"),
+        )
         self._remember_valid(session)
         return session
+
+    async def set_log_level(self, session: Session, level: str) -> None:
+        updated = replace(session, log_level=level)
+        await self._store(updated, created_at=None)
+        self._remember_valid(updated)
+
+    async def delete(self, session_id: str) -> bool:
+        self._seen.pop(session_id, None)
+        if not SESSION_ID.match(session_id):
+            return False
+        try:
+            return bool(await self._redis.delete(contract.session_key(session_id)))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the session store (Redis) is unreachable: {exc}") from exc
+
+    async def _store(self, session: Session, *, created_at: float | None) -> None:
+        record: dict[str, Any] = {
+            "protocol_version": session.protocol_version,
+            "client_info": session.client_info,
+            "client_capabilities": session.client_capabilities,
+            "log_level": session.log_level,
+        }
+        if created_at is not None:
+            record["created_at"] = created_at
+        try:
+            await self._redis.set(contract.session_key(session.id), contract.dumps(record), ex=self._ttl)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the session store (Redis) is unreachable: {exc}") from exc
 
     def _remember_valid(self, session: Session) -> None:
         self._seen[session.id] = (session, time.monotonic())
         self._seen.move_to_end(session.id)
         while len(self._seen) > self._remember:
             self._seen.popitem(last=False)
-
-    async def delete(self, session_id: str) -> bool:
-        self._seen.pop(session_id, None)
-        if not SESSION_ID.match(session_id):
-            return False
-        return bool(await self._redis.delete(contract.session_key(session_id)))

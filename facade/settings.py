@@ -55,6 +55,14 @@ class FacadeSettings:
     #: A session seen valid this recently is not looked up again (0: look up on every request).
     session_recheck_seconds: float = 1.0
     page_size: int = 100
+    #: How long a stateless-era client may cache `server/discover` (ttlMs).
+    discover_ttl_seconds: float = 300.0
+    #: How long a stateless-era client may cache `tools/list` (ttlMs). 0 by default: tools come
+    #: and go with workers, and clients are not yet told when they do (listChanged is false).
+    tools_list_ttl_seconds: float = 0.0
+    #: A call silent this long switches its response to SSE and sends keep-alive comments, so
+    #: proxies and clients with idle timeouts do not cut it (0: never).
+    sse_keepalive_seconds: float = 15.0
     log_level: str = "INFO"
 
     @property
@@ -88,6 +96,9 @@ class FacadeSettings:
             session_ttl_seconds=int(os.environ.get("TOOLQ_SESSION_TTL_SECONDS", "3600")),
             session_recheck_seconds=_env_float("TOOLQ_SESSION_RECHECK_SECONDS", 1.0),
             page_size=int(os.environ.get("TOOLQ_PAGE_SIZE", "100")),
+            discover_ttl_seconds=_env_float("TOOLQ_DISCOVER_TTL_SECONDS", 300.0),
+            tools_list_ttl_seconds=_env_float("TOOLQ_TOOLS_LIST_TTL_SECONDS", 0.0),
+            sse_keepalive_seconds=_env_float("TOOLQ_SSE_KEEPALIVE_SECONDS", 15.0),
             log_level=os.environ.get("TOOLQ_LOG_LEVEL", "INFO").upper(),
         )
 

@@ -156,7 +156,7 @@ async def test_nothing_on_redis_is_pickled(mcp: McpHttp, redis, start_worker):
     (job_key,) = await redis.keys("arq:job:*")
     job = json.loads(await redis.get(job_key))
     assert job["f"] == "tool:patient"
-    assert job["a"] == [{"arguments": {"seconds": 0.3}, "progress": False}]
+    assert job["a"] == [{"arguments": {"seconds": 0.3}, "progress": False, "log_level": "info"}]
     await call
     (result_key,) = await redis.keys("arq:result:*")
     assert json.loads(await redis.get(result_key))["r"]["structured"] == {"slept": 0.3}

@@ -34,6 +34,7 @@ def test_schemas_come_from_the_signature_and_the_return_type():
     assert spec["title"] == "Echo"
     assert spec["description"] == "Repeat a text."
     assert spec["inputSchema"] == {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
         "additionalProperties": False,
         "properties": {
@@ -56,13 +57,9 @@ def test_a_number_keeps_integers_integral():
 
 async def test_invoke_validates_and_serializes():
     add = discover()["add"]
-    assert await add.invoke({"a": 15, "b": 27}, ToolContext(_no_progress)) == {"a": 15, "b": 27, "sum": 42}
+    assert await add.invoke({"a": 15, "b": 27}) == {"structured": {"a": 15, "b": 27, "sum": 42}}
     with pytest.raises(ValidationError):
-        await add.invoke({"a": 1}, ToolContext(_no_progress))
-
-
-async def _no_progress(*_args: object) -> None:
-    return None
+        await add.invoke({"a": 1})
 
 
 def test_a_tool_without_a_return_annotation_is_refused():
@@ -118,4 +115,4 @@ async def test_the_readme_example_tool_is_a_working_tool(tmp_path, monkeypatch):
         "type": "number",
         "description": "The multiplier",
     }
-    assert await multiply.invoke({"a": 6, "b": 7}, ToolContext(_no_progress)) == {"product": 42}
+    assert await multiply.invoke({"a": 6, "b": 7}) == {"structured": {"product": 42}}

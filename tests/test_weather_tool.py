@@ -40,7 +40,7 @@ def _closed_port() -> int:
 
 
 async def test_delhi_resolves_with_every_field(fake: FakeOpenMeteo) -> None:
-    result = await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+    result = (await weather.invoke({"city": "Delhi"}))["structured"]
 
     assert result["city"] == "Delhi"
     assert result["country"] == "India"
@@ -72,10 +72,10 @@ async def test_delhi_resolves_with_every_field(fake: FakeOpenMeteo) -> None:
 
 
 async def test_condition_words_follow_the_code(fake: FakeOpenMeteo) -> None:
-    tokyo = await weather.invoke({"city": "tokyo"}, context=None)  # type: ignore[arg-type]
+    tokyo = (await weather.invoke({"city": "tokyo"}))["structured"]
     assert (tokyo["city"], tokyo["weather_code"], tokyo["condition"]) == ("Tokyo", 0, "Clear sky")
     assert tokyo["is_day"] is False
-    london = await weather.invoke({"city": "London"}, context=None)  # type: ignore[arg-type]
+    london = (await weather.invoke({"city": "London"}))["structured"]
     assert (london["country"], london["condition"]) == ("United Kingdom", "Overcast")
 
 
@@ -90,7 +90,7 @@ def test_wmo_code_words() -> None:
 
 
 async def test_country_after_a_comma_picks_between_places(fake: FakeOpenMeteo) -> None:
-    france = await weather.invoke({"city": "Paris, France"}, context=None)  # type: ignore[arg-type]
+    france = (await weather.invoke({"city": "Paris, France"}))["structured"]
     assert (france["city"], france["country"], france["admin1"]) == (
         "Paris",
         "France",
@@ -99,7 +99,7 @@ async def test_country_after_a_comma_picks_between_places(fake: FakeOpenMeteo) -
     assert france["condition"] == "Slight rain"
     assert fake.requests[0].query["name"] == "Paris"
 
-    texas = await weather.invoke({"city": "Paris, Texas"}, context=None)  # type: ignore[arg-type]
+    texas = (await weather.invoke({"city": "Paris, Texas"}))["structured"]
     assert (texas["country"], texas["admin1"], texas["timezone"]) == (
         "United States",
         "Texas",
@@ -107,18 +107,18 @@ async def test_country_after_a_comma_picks_between_places(fake: FakeOpenMeteo) -
     )
     assert texas["condition"] == "Thunderstorm"
 
-    canada = await weather.invoke({"city": "london,CA"}, context=None)  # type: ignore[arg-type]
+    canada = (await weather.invoke({"city": "london,CA"}))["structured"]
     assert (canada["country"], canada["admin1"]) == ("Canada", "Ontario")
 
 
 async def test_unknown_qualifier_falls_back_to_the_top_match(fake: FakeOpenMeteo) -> None:
-    result = await weather.invoke({"city": "Paris, Narnia"}, context=None)  # type: ignore[arg-type]
+    result = (await weather.invoke({"city": "Paris, Narnia"}))["structured"]
     assert result["country"] == "France"
 
 
 async def test_unknown_city_says_how_to_fix_it(fake: FakeOpenMeteo) -> None:
     with pytest.raises(ToolError) as caught:
-        await weather.invoke({"city": "Atlantis"}, context=None)  # type: ignore[arg-type]
+        (await weather.invoke({"city": "Atlantis"}))["structured"]
     message = str(caught.value)
     assert "No place named 'Atlantis' was found" in message
     assert "e.g. 'Paris, France'" in message
@@ -128,7 +128,7 @@ async def test_unknown_city_says_how_to_fix_it(fake: FakeOpenMeteo) -> None:
 async def test_forecast_http_500_is_a_tool_error(fake: FakeOpenMeteo) -> None:
     fake.fail_forecast(500)
     with pytest.raises(ToolError, match="HTTP 500") as caught:
-        await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+        (await weather.invoke({"city": "Delhi"}))["structured"]
     assert "try again" in str(caught.value)
     assert fake.count(FORECAST_PATH) == 1
 
@@ -136,7 +136,7 @@ async def test_forecast_http_500_is_a_tool_error(fake: FakeOpenMeteo) -> None:
 async def test_geocoding_http_429_is_a_tool_error(fake: FakeOpenMeteo) -> None:
     fake.geocoding_status = 429
     with pytest.raises(ToolError, match="HTTP 429"):
-        await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+        (await weather.invoke({"city": "Delhi"}))["structured"]
 
 
 async def test_hanging_forecast_times_out(fake: FakeOpenMeteo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,7 +144,7 @@ async def test_hanging_forecast_times_out(fake: FakeOpenMeteo, monkeypatch: pyte
     fake.hang_forecast(30)
     started = time.monotonic()
     with pytest.raises(ToolError, match=r"did not answer within 0\.3 s"):
-        await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+        (await weather.invoke({"city": "Delhi"}))["structured"]
     assert time.monotonic() - started < 3
     assert fake.count(FORECAST_PATH) == 1
 
@@ -156,7 +156,7 @@ async def test_connection_refused_is_a_tool_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TOOLQ_WEATHER_FORECAST_URL", closed)
     monkeypatch.setenv("TOOLQ_WEATHER_TIMEOUT", "5")
     with pytest.raises(ToolError, match="Could not connect to the weather service"):
-        await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+        (await weather.invoke({"city": "Delhi"}))["structured"]
 
 
 @pytest.mark.parametrize(
@@ -165,22 +165,22 @@ async def test_connection_refused_is_a_tool_error(monkeypatch: pytest.MonkeyPatc
 async def test_malformed_forecast_is_a_tool_error(fake: FakeOpenMeteo, body: str) -> None:
     fake.forecast_body = body
     with pytest.raises(ToolError, match=r"weather service \(forecast\) sent"):
-        await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+        (await weather.invoke({"city": "Delhi"}))["structured"]
 
 
 async def test_malformed_geocoding_is_a_tool_error(fake: FakeOpenMeteo) -> None:
     fake.geocoding_body = '{"results": [{"name": "Delhi"}]}'
     with pytest.raises(ToolError, match=r"weather service \(geocoding\) sent .*unexpected shape"):
-        await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+        (await weather.invoke({"city": "Delhi"}))["structured"]
 
 
 async def test_offline_provider_is_sample_data_and_stays_offline(
     fake: FakeOpenMeteo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TOOLQ_WEATHER_PROVIDER", "offline")
-    first = await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
-    again = await weather.invoke({"city": "  delhi "}, context=None)  # type: ignore[arg-type]
-    other = await weather.invoke({"city": "Tokyo"}, context=None)  # type: ignore[arg-type]
+    first = (await weather.invoke({"city": "Delhi"}))["structured"]
+    again = (await weather.invoke({"city": "  delhi "}))["structured"]
+    other = (await weather.invoke({"city": "Tokyo"}))["structured"]
 
     assert first["source"] == "offline-sample"
     assert "sample data" in first["note"].lower()
@@ -196,14 +196,14 @@ async def test_offline_provider_is_sample_data_and_stays_offline(
 async def test_unknown_provider_lists_valid_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOOLQ_WEATHER_PROVIDER", "accuweather")
     with pytest.raises(ToolError, match="'open-meteo' or 'offline'"):
-        await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+        (await weather.invoke({"city": "Delhi"}))["structured"]
 
 
 async def test_one_session_is_shared_and_closed(fake: FakeOpenMeteo) -> None:
-    await weather.invoke({"city": "Delhi"}, context=None)  # type: ignore[arg-type]
+    (await weather.invoke({"city": "Delhi"}))["structured"]
     session = http_session._shared.session
     assert session is not None
-    await weather.invoke({"city": "Tokyo"}, context=None)  # type: ignore[arg-type]
+    (await weather.invoke({"city": "Tokyo"}))["structured"]
     assert http_session._shared.session is session
     await aclose_providers()
     assert session.closed

@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     # arq logs every job at INFO; that is per-call noise at our request rates.
     logging.getLogger("arq.worker").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
-    available = discover()
+    try:
+        available = discover(extra_modules=settings.tool_modules)
+    except (ImportError, ValueError) as exc:
+        print(f"error: cannot load tools: {exc}", file=sys.stderr)
+        return 2
     if args.list:
         for name, definition in sorted(available.items()):
             print(f"{name}\t{definition.description}")

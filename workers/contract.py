@@ -111,20 +111,37 @@ class ToolFailure(TypedDict):
 
 
 class CallResult(TypedDict):
-    """What a worker returns for one call (and what arq stores as the job's result)."""
+    """What a worker returns for one call (and what arq stores as the job's result).
+
+    A success carries `structured` (the tool's data, as its output schema describes it),
+    `content` (MCP content blocks), or both; without `content` the data is shown as JSON text.
+    """
 
     ok: bool
-    structured: NotRequired[dict[str, Any]]
+    structured: NotRequired[Any]
+    content: NotRequired[list[dict[str, Any]]]
     error: NotRequired[ToolFailure]
     worker: str
     duration_ms: float
+
+
+class ToolOutput(TypedDict):
+    """What a tool produced: data (as its output schema describes it), content blocks, or both."""
+
+    structured: NotRequired[Any]
+    content: NotRequired[list[dict[str, Any]]]
 
 
 class JobArguments(TypedDict):
     """The single positional argument of every toolq job."""
 
     arguments: dict[str, Any]
+    #: Whether the caller receives progress reports (else the worker publishes none).
     progress: bool
+    #: The least severe log level the caller receives (one of LOG_LEVELS); absent: no logs.
+    log_level: NotRequired[str]
+    #: W3C trace context of the MCP request that made this job.
+    traceparent: NotRequired[str]
 
 
 class DoneEvent(TypedDict):
@@ -139,6 +156,26 @@ class ProgressEvent(TypedDict):
     progress: float
     total: NotRequired[float]
     message: NotRequired[str]
+
+
+class LogEvent(TypedDict):
+    """A log entry a tool wrote through its context while running (MCP notifications/message)."""
+
+    type: Literal["log"]
+    job_id: str
+    level: str
+    data: Any
+    logger: NotRequired[str]
+
+
+#: MCP's log levels (RFC 5424 severities), least severe first.
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_SEVERITY = {level: rank for rank, level in enumerate(LOG_LEVELS)}
+
+
+def log_level_at_least(level: str, minimum: str) -> bool:
+    """Whether a message at `level` passes a caller's `minimum` (unknown levels pass nothing)."""
+    return level in _SEVERITY and _SEVERITY[level] >= _SEVERITY.get(minimum, len(LOG_LEVELS))
 
 
 class WorkerInfo(TypedDict):

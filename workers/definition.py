@@ -2,21 +2,38 @@
 
 The name, description, input schema (from the parameters) and output schema (from the return
 annotation) are derived from the function, never written twice. A tool may take a
-`ToolContext` parameter (any name) to report progress; it is not part of the input schema.
+`ToolContext` parameter (any name) to report progress and write log messages; it is not part
+of the input schema.
+
+What a tool returns decides what the caller gets:
+- a pydantic model or TypedDict: data (structuredContent, checked against the output schema
+  derived from it) and the same as JSON text;
+- `str`, a block from workers.content (Image, Audio, ResourceLink, EmbeddedResource, Text) or a
+  list of them: content blocks, and no output schema;
+- `ToolResult[Model]`: content blocks and data beside them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import inspect
 import re
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, get_type_hints, overload
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, WithJsonSchema, create_model
 
+from workers.content import ContentBlock, ToolResult, content_blocks
+from workers.contract import LOG_LEVELS, ToolOutput
+
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+#: The dialect of every schema toolq derives (MCP's default, stated for clients that ask).
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+#: How a tool's return value becomes its result (see the module docstring).
+ResultKind = Literal["data", "content", "mixed"]
 
 #: A JSON number that stays an int when given an int (15 + 27 is 42, not 42.0).
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
@@ -26,16 +43,47 @@ class ToolError(Exception):
     """Raise from a tool to fail the call with a message the model can act on."""
 
 
-class ToolContext:
-    """Handed to tools that ask for it: progress reporting for the call in hand."""
+ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
+LogWriter = Callable[[str, Any, str | None], Awaitable[None]]
 
-    def __init__(self, report: Callable[[float, float | None, str | None], Awaitable[None]]):
+
+async def _discard(*_args: Any) -> None:
+    return None
+
+
+class ToolContext:
+    """Handed to tools that ask for it: progress and log messages for the call in hand.
+
+    Both reach the caller only if it asked for them (a progress token; a log level at or below
+    the message's); otherwise they cost nothing.
+    """
+
+    def __init__(self, report: ProgressReporter = _discard, log: LogWriter = _discard):
         self._report = report
+        self._log = log
 
     async def report_progress(
         self, progress: float, total: float | None = None, message: str | None = None
     ) -> None:
         await self._report(progress, total, message)
+
+    async def log(self, level: str, data: Any, *, logger: str | None = None) -> None:
+        """Send a log message (`data`: any JSON value, usually a string) at one of LOG_LEVELS."""
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+        await self._log(level, data, logger)
+
+    async def debug(self, data: Any, *, logger: str | None = None) -> None:
+        await self.log("debug", data, logger=logger)
+
+    async def info(self, data: Any, *, logger: str | None = None) -> None:
+        await self.log("info", data, logger=logger)
+
+    async def warning(self, data: Any, *, logger: str | None = None) -> None:
+        await self.log("warning", data, logger=logger)
+
+    async def error(self, data: Any, *, logger: str | None = None) -> None:
+        await self.log("error", data, logger=logger)
 
 
 @dataclass(frozen=True)
@@ -44,14 +92,19 @@ class ToolDefinition:
     description: str
     fn: Callable[..., Any]
     arguments_model: type[BaseModel]
-    result_adapter: TypeAdapter[Any]
+    #: Checks and serializes the data part of a result (None: the tool returns no data).
+    result_adapter: TypeAdapter[Any] | None
+    result_kind: ResultKind
     input_schema: dict[str, Any]
-    output_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
     timeout: float
     idempotent: bool
     title: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
     context_parameter: str | None = None
+    #: Client capabilities a call needs (e.g. {"sampling": {}}): a client that did not declare
+    #: them is refused before the call reaches a worker.
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
 
     def spec(self) -> dict[str, Any]:
         """The MCP `Tool` object plus toolq's own routing fields (under `x-toolq`)."""
@@ -59,8 +112,9 @@ class ToolDefinition:
             "name": self.name,
             "description": self.description,
             "inputSchema": self.input_schema,
-            "outputSchema": self.output_schema,
         }
+        if self.output_schema is not None:
+            spec["outputSchema"] = self.output_schema
         if self.title:
             spec["title"] = self.title
         annotations = {"idempotentHint": self.idempotent, **self.annotations}
@@ -68,29 +122,53 @@ class ToolDefinition:
             annotations["title"] = self.title
         spec["annotations"] = annotations
         spec["x-toolq"] = {"timeout": self.timeout, "idempotent": self.idempotent}
+        if self.client_capabilities:
+            spec["x-toolq"]["client_capabilities"] = self.client_capabilities
         return spec
 
     def validate_arguments(self, arguments: dict[str, Any]) -> BaseModel:
         return self.arguments_model.model_validate(arguments)
 
-    async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+    async def invoke(self, arguments: dict[str, Any], context: ToolContext | None = None) -> ToolOutput:
         """Validate, run and serialize; raises ValidationError, ToolError or whatever the tool raises."""
         validated = self.validate_arguments(arguments)
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         if self.context_parameter:
-            kwargs[self.context_parameter] = context
+            kwargs[self.context_parameter] = context or ToolContext()
         if inspect.iscoroutinefunction(self.fn):
             result = await self.fn(**kwargs)
         else:
             # A plain function may block (CPU or sync I/O): keep the worker's event loop free.
             result = await asyncio.to_thread(self.fn, **kwargs)
+        return self.render(result)
+
+    def render(self, result: Any) -> ToolOutput:
+        """A returned value as data and/or content blocks; ToolError if it is not what was declared."""
+        if self.result_kind == "data":
+            return {"structured": self._data(result)}
+        if self.result_kind == "content":
+            return {"content": self._content(result)}
+        if not isinstance(result, ToolResult):
+            raise ToolError(f"tool {self.name!r} must return a ToolResult, not {type(result).__name__}")
+        output: ToolOutput = {"content": self._content(result.content)}
+        if result.structured is not None or self.output_schema is not None:
+            output["structured"] = self._data(result.structured)
+        return output
+
+    def _data(self, value: Any) -> Any:
+        adapter = self.result_adapter or TypeAdapter(Any)
         try:
-            dumped = self.result_adapter.dump_python(self.result_adapter.validate_python(result), mode="json")
+            return adapter.dump_python(adapter.validate_python(value), mode="json")
         except ValidationError as exc:
             raise ToolError(
                 f"tool {self.name!r} returned a result that does not match its output schema: {exc}"
             ) from exc
-        return dumped  # type: ignore[no-any-return]
+
+    def _content(self, value: Any) -> list[dict[str, Any]]:
+        try:
+            return content_blocks(value)
+        except TypeError as exc:
+            raise ToolError(f"tool {self.name!r} returned something that is not content: {exc}") from exc
 
 
 def _description(fn: Callable[..., Any]) -> str:
@@ -112,6 +190,87 @@ def _strip_titles(schema: Any) -> Any:
     return schema
 
 
+_HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _check_mirrored_headers(
+    tool_name: str, schema: Any, path: str = "", seen: set[str] | None = None
+) -> None:
+    """Refuse `x-mcp-header` marks that clients would reject (they drop the whole tool)."""
+    seen = set() if seen is None else seen
+    if not isinstance(schema, dict):
+        return
+    for key, value in schema.items():
+        if key == "properties" and isinstance(value, dict):
+            for name, sub in value.items():
+                where = f"{path}.{name}" if path else name
+                if isinstance(sub, dict) and "x-mcp-header" in sub:
+                    header = sub["x-mcp-header"]
+                    if not isinstance(header, str) or not _HEADER_TOKEN.match(header):
+                        raise TypeError(
+                            f"tool {tool_name!r}: x-mcp-header of {where!r} must be an HTTP token"
+                        )
+                    if sub.get("type") not in ("string", "integer", "boolean"):
+                        raise TypeError(
+                            f"tool {tool_name!r}: x-mcp-header needs a string, integer or boolean "
+                            f"argument; {where!r} is not one"
+                        )
+                    if header.lower() in seen:
+                        raise TypeError(f"tool {tool_name!r}: x-mcp-header {header!r} is used twice")
+                    seen.add(header.lower())
+                _check_mirrored_headers(tool_name, sub, where, seen)
+        elif key != "properties" and _mentions_header(value):
+            raise TypeError(
+                f"tool {tool_name!r}: x-mcp-header may only mark arguments reachable through "
+                "properties (not inside arrays, $defs or anyOf)"
+            )
+
+
+def _mentions_header(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "x-mcp-header" in value or any(_mentions_header(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_header(v) for v in value)
+    return False
+
+
+def _is_content(annotation: Any) -> bool:
+    """Whether a return annotation is content: str, a content block, or unions and lists of them."""
+    if annotation is str or (isinstance(annotation, type) and issubclass(annotation, ContentBlock)):
+        return True
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return all(_is_content(arg) for arg in get_args(annotation))
+    if origin in (list, tuple, collections.abc.Sequence):
+        args = [arg for arg in get_args(annotation) if arg is not Ellipsis]
+        return bool(args) and all(_is_content(arg) for arg in args)
+    return False
+
+
+def _data_shape(tool_name: str, annotation: Any) -> tuple[TypeAdapter[Any], dict[str, Any]]:
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    schema = _strip_titles(adapter.json_schema(mode="serialization"))
+    if schema.get("type") != "object":
+        raise TypeError(
+            f"tool {tool_name!r} must return an object (a TypedDict or pydantic model), content "
+            f"(str or workers.content blocks) or a ToolResult; got schema {schema}"
+        )
+    return adapter, schema
+
+
+def _result_shape(
+    tool_name: str, annotation: Any
+) -> tuple[ResultKind, TypeAdapter[Any] | None, dict[str, Any] | None]:
+    if _is_content(annotation):
+        return "content", None, None
+    if annotation is ToolResult or get_origin(annotation) is ToolResult:
+        args = get_args(annotation)
+        if not args:
+            return "mixed", None, None
+        return ("mixed", *_data_shape(tool_name, args[0]))
+    return ("data", *_data_shape(tool_name, annotation))
+
+
 def _define(
     fn: Callable[..., Any],
     *,
@@ -121,6 +280,8 @@ def _define(
     timeout: float,
     idempotent: bool,
     annotations: dict[str, Any] | None,
+    input_schema: dict[str, Any] | None = None,
+    client_capabilities: dict[str, Any] | None = None,
 ) -> ToolDefinition:
     tool_name = name or fn.__name__
     if not TOOL_NAME.match(tool_name):
@@ -129,7 +290,10 @@ def _define(
         raise ValueError("timeout must be positive")
     hints = get_type_hints(fn, include_extras=True)
     if "return" not in hints:
-        raise TypeError(f"tool {tool_name!r} needs a return annotation (a TypedDict or pydantic model)")
+        raise TypeError(
+            f"tool {tool_name!r} needs a return annotation (a pydantic model or TypedDict, str or "
+            "workers.content blocks, or a ToolResult)"
+        )
 
     fields: dict[str, Any] = {}
     context_parameter = None
@@ -147,16 +311,14 @@ def _define(
 
     model_name = "".join(part.capitalize() for part in re.split(r"[_.-]", tool_name)) + "Arguments"
     arguments_model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
-    input_schema = _strip_titles(arguments_model.model_json_schema())
-    input_schema.setdefault("properties", {})
+    if input_schema is None:
+        input_schema = {"$schema": JSON_SCHEMA_DIALECT, **_strip_titles(arguments_model.model_json_schema())}
+        input_schema.setdefault("properties", {})
+    elif input_schema.get("type") != "object":
+        raise TypeError(f"tool {tool_name!r}: an input_schema must describe an object (type: object)")
+    _check_mirrored_headers(tool_name, input_schema)
 
-    result_adapter: TypeAdapter[Any] = TypeAdapter(hints["return"])
-    output_schema = _strip_titles(result_adapter.json_schema(mode="serialization"))
-    if output_schema.get("type") != "object":
-        raise TypeError(
-            f"tool {tool_name!r} must return an object (a TypedDict or pydantic model), "
-            f"got schema {output_schema}"
-        )
+    result_kind, result_adapter, output_schema = _result_shape(tool_name, hints["return"])
     return ToolDefinition(
         name=tool_name,
         title=title,
@@ -164,12 +326,14 @@ def _define(
         fn=fn,
         arguments_model=arguments_model,
         result_adapter=result_adapter,
+        result_kind=result_kind,
         input_schema=input_schema,
         output_schema=output_schema,
         timeout=timeout,
         idempotent=idempotent,
         annotations=dict(annotations or {}),
         context_parameter=context_parameter,
+        client_capabilities=dict(client_capabilities or {}),
     )
 
 
@@ -184,6 +348,8 @@ def tool(
     timeout: float = 30.0,
     idempotent: bool = False,
     annotations: dict[str, Any] | None = None,
+    input_schema: dict[str, Any] | None = None,
+    client_capabilities: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], ToolDefinition]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -195,9 +361,16 @@ def tool(
     timeout: float = 30.0,
     idempotent: bool = False,
     annotations: dict[str, Any] | None = None,
+    input_schema: dict[str, Any] | None = None,
+    client_capabilities: dict[str, Any] | None = None,
 ) -> ToolDefinition | Callable[[Callable[..., Any]], ToolDefinition]:
     """Declare a tool. `idempotent=True` lets a job interrupted by a dying worker run again;
-    otherwise an interrupted call fails rather than risk running twice."""
+    otherwise an interrupted call fails rather than risk running twice.
+
+    `input_schema` publishes a hand-written schema instead of the one derived from the
+    parameters (for rules a signature cannot say, such as "phone or email"); calls are checked
+    against it before they are queued. `client_capabilities` names what the client must have
+    declared for a call to be made (e.g. {"sampling": {}})."""
 
     def wrap(f: Callable[..., Any]) -> ToolDefinition:
         return _define(
@@ -208,6 +381,8 @@ def tool(
             timeout=timeout,
             idempotent=idempotent,
             annotations=annotations,
+            input_schema=input_schema,
+            client_capabilities=client_capabilities,
         )
 
     return wrap(fn) if fn is not None else wrap

@@ -74,7 +74,7 @@ async def run_tool(
     started = time.perf_counter()
     try:
         async with asyncio.timeout(definition.timeout) as deadline:
-            structured = await definition.invoke(arguments, context)
+            output = await definition.invoke(arguments, context)
     except ValidationError as exc:
         return failure(
             "invalid_arguments", describe_validation_error(definition.name, exc), worker_id, started
@@ -101,16 +101,17 @@ async def run_tool(
             worker_id,
             started,
         )
-    return {
+    result: contract.CallResult = {
         "ok": True,
-        "structured": structured,
         "worker": worker_id,
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
     }
+    result.update(output)  # type: ignore[typeddict-item]
+    return result
 
 
 async def push_event(
-    redis: ArqRedis, job_id: str, event: contract.DoneEvent | contract.ProgressEvent
+    redis: ArqRedis, job_id: str, event: contract.DoneEvent | contract.ProgressEvent | contract.LogEvent
 ) -> None:
     facade_id = contract.facade_of(job_id)
     if facade_id is None:
@@ -129,6 +130,7 @@ def job_for(definition: ToolDefinition, worker_id: str) -> Function:
         redis: ArqRedis = ctx["redis"]
         job_id: str = ctx["job_id"]
         wants_progress = bool(call.get("progress"))
+        log_level = call.get("log_level")
 
         async def report(progress: float, total: float | None, message: str | None) -> None:
             if not wants_progress:
@@ -140,7 +142,16 @@ def job_for(definition: ToolDefinition, worker_id: str) -> Function:
                 event["message"] = message
             await push_event(redis, job_id, event)
 
-        result = await run_tool(definition, call.get("arguments") or {}, ToolContext(report), worker_id)
+        async def write_log(level: str, data: Any, logger: str | None) -> None:
+            if log_level is None or not contract.log_level_at_least(level, log_level):
+                return
+            event: contract.LogEvent = {"type": "log", "job_id": job_id, "level": level, "data": data}
+            if logger is not None:
+                event["logger"] = logger
+            await push_event(redis, job_id, event)
+
+        context = ToolContext(report, write_log)
+        result = await run_tool(definition, call.get("arguments") or {}, context, worker_id)
         await push_event(redis, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
         return result
 

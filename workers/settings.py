@@ -23,8 +23,10 @@ def _names(value: str | None) -> tuple[str, ...] | None:
 @dataclass(frozen=True)
 class WorkerSettings:
     redis_url: str = DEFAULT_REDIS_URL
-    #: Tool names to serve; None means every tool in workers/tools.
+    #: Tool names to serve; None means every tool found.
     tools: tuple[str, ...] | None = None
+    #: Importable modules (or packages) to look for tools in, besides workers/tools.
+    tool_modules: tuple[str, ...] = ()
     #: The pool's name decides its queue; workers of one pool share it. Default: the tool names.
     pool: str | None = None
     #: Jobs this process runs at once (arq's max_jobs).
@@ -51,6 +53,7 @@ class WorkerSettings:
         return cls(
             redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
             tools=_names(tools),
+            tool_modules=_names(os.environ.get("TOOLQ_TOOL_MODULES")) or (),
             pool=os.environ.get("TOOLQ_POOL") or None,
             concurrency=int(os.environ.get("TOOLQ_CONCURRENCY", "50")),
             drain_seconds=_env_float("TOOLQ_DRAIN_SECONDS", 30.0),
@@ -71,6 +74,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
     parser.add_argument(
         "--tools",
         help="comma-separated tool names to serve (env TOOLQ_TOOLS; default: all tools)",
+    )
+    parser.add_argument(
+        "--tool-modules",
+        help="comma-separated importable modules or packages with more tools (env TOOLQ_TOOL_MODULES)",
     )
     parser.add_argument(
         "--pool",
@@ -97,6 +104,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
     settings = WorkerSettings(
         redis_url=args.redis_url or base.redis_url,
         tools=_names(args.tools) if args.tools else base.tools,
+        tool_modules=(_names(args.tool_modules) or ()) if args.tool_modules else base.tool_modules,
         pool=args.pool or base.pool,
         concurrency=args.concurrency if args.concurrency is not None else base.concurrency,
         drain_seconds=args.drain_seconds if args.drain_seconds is not None else base.drain_seconds,

@@ -1,6 +1,8 @@
 """The tools toolq serves: every `@tool` function in a module of this package.
 
-Adding a tool is adding one function, in a new module here or an existing one.
+Adding a tool is adding one function, in a new module here or an existing one. Tools kept
+elsewhere (another package of yours, or test fixtures) are served with
+`python -m workers --tool-modules my.tools` (env TOOLQ_TOOL_MODULES).
 """
 
 from __future__ import annotations
@@ -12,19 +14,24 @@ from collections.abc import Iterable
 from workers.definition import ToolDefinition
 
 
-def discover(package: str = __name__) -> dict[str, ToolDefinition]:
-    """Every ToolDefinition found at the top level of the modules of `package`, by name."""
+def discover(package: str = __name__, extra_modules: Iterable[str] = ()) -> dict[str, ToolDefinition]:
+    """Every ToolDefinition at the top level of the modules of `package`, and of each of
+    `extra_modules` (a module, or a package whose modules are searched), by name."""
     found: dict[str, ToolDefinition] = {}
-    root = importlib.import_module(package)
-    for module_info in sorted(pkgutil.iter_modules(root.__path__), key=lambda m: m.name):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{package}.{module_info.name}")
-        for value in vars(module).values():
-            if isinstance(value, ToolDefinition):
-                if value.name in found and found[value.name] is not value:
-                    raise ValueError(f"two tools are named {value.name!r}")
-                found[value.name] = value
+    for name in (package, *extra_modules):
+        root = importlib.import_module(name)
+        modules = [root]
+        if hasattr(root, "__path__"):
+            infos = sorted(pkgutil.iter_modules(root.__path__), key=lambda m: m.name)
+            modules = [
+                importlib.import_module(f"{name}.{i.name}") for i in infos if not i.name.startswith("_")
+            ]
+        for module in modules:
+            for value in vars(module).values():
+                if isinstance(value, ToolDefinition):
+                    if value.name in found and found[value.name] is not value:
+                        raise ValueError(f"two tools are named {value.name!r}")
+                    found[value.name] = value
     return found
 
 

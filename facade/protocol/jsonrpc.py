@@ -1,4 +1,9 @@
-"""JSON-RPC 2.0 messages as MCP uses them: parsing, error codes and response shapes."""
+"""JSON-RPC 2.0 messages as MCP uses them: parsing, error codes and response shapes.
+
+The parser is strict on purpose: an id must be a string or an integer (never `true`, `1.5` or
+null), `params` an object, `jsonrpc` exactly "2.0". Anything else is -32600 with the id, when
+one could be read, so a client can match the error to its request.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,16 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+#: Session ended or unknown (handshake era; the code the SDKs use).
+SESSION_NOT_FOUND = -32001
+#: 2026-07-28: an HTTP header disagrees with the body, or a required one is missing.
+HEADER_MISMATCH = -32020
+#: 2026-07-28: serving the request needs a client capability the request did not declare.
+MISSING_CLIENT_CAPABILITY = -32021
+#: 2026-07-28: the request's protocol version is not served here.
+UNSUPPORTED_PROTOCOL_VERSION = -32022
+#: The request was cancelled before it completed (the code the SDKs use).
+REQUEST_CANCELLED = -32800
 
 RequestId = str | int
 
@@ -53,10 +68,19 @@ Message = Request | Notification | Response
 
 
 def decode(body: bytes) -> Any:
+    """The JSON value of a request body; -32700 for anything that is not one.
+
+    Deep nesting (RecursionError) and integers too long to convert (ValueError) are parse
+    errors too, never a crash.
+    """
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise JsonRpcError(PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise JsonRpcError(PARSE_ERROR, "Parse error: the JSON is nested too deeply") from exc
+    except ValueError as exc:
+        raise JsonRpcError(PARSE_ERROR, f"Parse error: {exc}") from exc
 
 
 def _valid_id(value: Any) -> bool:

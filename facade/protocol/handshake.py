@@ -1,0 +1,300 @@
+"""The handshake era (2025-03-26 .. 2025-11-25): `initialize`, sessions, and the requests of one.
+
+A session is a record in a shared store, so any facade process serves any session; a request
+in flight is known to the process serving it, which is where `notifications/cancelled` (from
+whichever process receives it) must arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from facade.errors import StoreUnavailable
+from facade.protocol.envelope import progress_token
+from facade.protocol.exchange import ACCEPTED, Inbound, Problem, Reply
+from facade.protocol.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    REQUEST_CANCELLED,
+    SESSION_NOT_FOUND,
+    JsonRpcError,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    error_response,
+    parse,
+    result_response,
+)
+from facade.protocol.notifications import CallNotifier, RequestStream, cancelled_request_id
+from facade.protocol.results import call_tool_result
+from facade.protocol.server_info import ServerIdentity, initialize_result
+from facade.protocol.tool_calls import LOG_LEVELS, ToolOutcome
+from facade.protocol.tool_methods import ToolMethods, call_arguments
+from facade.protocol.versions import BATCH_VERSIONS, negotiate
+
+__all__ = ["DEFAULT_LOG_LEVEL", "HandshakeEra", "InflightRequests", "Session", "SessionStore"]
+
+log = logging.getLogger("toolq.protocol")
+
+SESSION_HEADER = "Mcp-Session-Id"
+#: The log level of a session that never sent `logging/setLevel`.
+DEFAULT_LOG_LEVEL = "info"
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    protocol_version: str
+    client_info: dict[str, Any] = field(default_factory=dict)
+    #: What the client declared in `initialize`.
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
+    #: Set by `logging/setLevel`; None until then.
+    log_level: str | None = None
+
+
+class SessionStore(Protocol):
+    """Where sessions live; every method raises StoreUnavailable when the store is unreachable."""
+
+    async def create(
+        self, protocol_version: str, client_info: dict[str, Any], client_capabilities: dict[str, Any]
+    ) -> Session: ...
+
+    async def get(self, session_id: str) -> Session | None: ...
+
+    async def set_log_level(self, session: Session, level: str) -> None: ...
+
+    async def delete(self, session_id: str) -> bool: ...
+
+
+class InflightRequests(Protocol):
+    """The requests in flight, by session and request id, so that a cancellation finds them."""
+
+    def tracking(
+        self, session_id: str, request_id: RequestId, task: asyncio.Future[Any]
+    ) -> AbstractContextManager[None]: ...
+
+    def cancel(self, session_id: str, request_id: RequestId) -> None:
+        """Cancel the request, here or in whichever facade process serves it."""
+        ...
+
+    def cancel_session(self, session_id: str) -> None: ...
+
+
+def _request_id(payload: Any) -> RequestId | None:
+    value = payload.get("id") if isinstance(payload, dict) else None
+    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+class HandshakeEra:
+    def __init__(
+        self,
+        methods: ToolMethods,
+        sessions: SessionStore,
+        inflight: InflightRequests,
+        identity: ServerIdentity,
+    ):
+        self.methods = methods
+        self.sessions = sessions
+        self.inflight = inflight
+        self.identity = identity
+
+    async def handle(self, inbound: Inbound, stream: RequestStream) -> Reply:
+        if isinstance(inbound.payload, list):
+            return await self._batch(inbound, stream)
+        try:
+            message = parse(inbound.payload)
+        except JsonRpcError as exc:
+            return Reply(exc.response(), Problem.MALFORMED)
+        if isinstance(message, Request) and message.method == "initialize":
+            return await self._initialize(message)
+        found = await self._session(inbound.session_id, _request_id(inbound.payload))
+        if isinstance(found, Reply):
+            return found
+        if isinstance(message, Request):
+            return Reply(await self._request(found, message, stream))
+        self._accept(found, message)
+        return ACCEPTED
+
+    async def end_session(self, session_id: str | None) -> Reply:
+        """DELETE: forget the session and stop its requests; a plain success has no message."""
+        if not session_id:
+            return Reply(
+                error_response(
+                    None, INVALID_REQUEST, f"Bad Request: the {SESSION_HEADER} header is required"
+                ),
+                Problem.SESSION_REQUIRED,
+            )
+        try:
+            deleted = await self.sessions.delete(session_id)
+        except StoreUnavailable as exc:
+            return _store_unavailable(None, exc)
+        if not deleted:
+            return Reply(
+                error_response(None, SESSION_NOT_FOUND, "Session not found"), Problem.SESSION_NOT_FOUND
+            )
+        self.inflight.cancel_session(session_id)
+        return ACCEPTED
+
+    # --- parts ----------------------------------------------------------------------------------
+
+    async def _initialize(self, request: Request) -> Reply:
+        version = negotiate(request.params.get("protocolVersion"))
+        client_info = request.params.get("clientInfo")
+        capabilities = request.params.get("capabilities")
+        try:
+            session = await self.sessions.create(
+                version,
+                client_info if isinstance(client_info, dict) else {},
+                capabilities if isinstance(capabilities, dict) else {},
+            )
+        except StoreUnavailable as exc:
+            return _store_unavailable(request.id, exc)
+        result = initialize_result(version, self.identity)
+        return Reply(result_response(request.id, result), session_id=session.id)
+
+    async def _session(self, session_id: str | None, request_id: RequestId | None) -> Session | Reply:
+        if not session_id:
+            return Reply(
+                error_response(
+                    request_id,
+                    INVALID_REQUEST,
+                    f"Bad Request: the {SESSION_HEADER} header is required (initialize first)",
+                ),
+                Problem.SESSION_REQUIRED,
+            )
+        try:
+            session = await self.sessions.get(session_id)
+        except StoreUnavailable as exc:
+            return _store_unavailable(request_id, exc)
+        if session is None:
+            return Reply(
+                error_response(request_id, SESSION_NOT_FOUND, "Session not found: initialize a new session"),
+                Problem.SESSION_NOT_FOUND,
+            )
+        return session
+
+    def _accept(self, session: Session, message: Notification | Response) -> None:
+        if isinstance(message, Notification) and message.method == "notifications/cancelled":
+            request_id = cancelled_request_id(message.params)
+            if request_id is not None:
+                self.inflight.cancel(session.id, request_id)
+
+    async def _request(self, session: Session, request: Request, stream: RequestStream) -> dict[str, Any]:
+        """Answer a request, as a task that `notifications/cancelled` can stop (-32800)."""
+        task = asyncio.ensure_future(self._answer(session, request, stream))
+        with self.inflight.tracking(session.id, request.id, task):
+            try:
+                return await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the client went away: nothing more to send
+                return error_response(request.id, REQUEST_CANCELLED, "Request cancelled")
+            except Exception as exc:
+                # A bug, not bad input: answer in JSON-RPC and keep serving.
+                log.exception("%s failed", request.method)
+                return error_response(request.id, INTERNAL_ERROR, f"Internal error: {type(exc).__name__}")
+
+    async def _answer(self, session: Session, request: Request, stream: RequestStream) -> dict[str, Any]:
+        try:
+            result: dict[str, Any]
+            if request.method == "tools/call":
+                result = await self._call(session, request, stream)
+            elif request.method == "tools/list":
+                result = await self.methods.list(request)
+            elif request.method == "ping":
+                result = {}
+            elif request.method == "logging/setLevel":
+                result = await self._set_level(session, request)
+            else:
+                return error_response(request.id, METHOD_NOT_FOUND, f"Method not found: {request.method}")
+        except JsonRpcError as exc:
+            return exc.response()
+        except StoreUnavailable as exc:
+            return error_response(
+                request.id, INTERNAL_ERROR, f"toolq cannot reach its store (Redis) right now: {exc}"
+            )
+        return result_response(request.id, result)
+
+    async def _call(self, session: Session, request: Request, stream: RequestStream) -> dict[str, Any]:
+        name, _ = call_arguments(request)
+        missing = (await self.methods.tools.terms(name)).missing_capabilities(session.client_capabilities)
+        if missing:
+            return call_tool_result(
+                ToolOutcome(
+                    ok=False,
+                    message=f"Tool {name!r} needs client capabilities this client did not declare in "
+                    f"initialize: {', '.join(missing)}.",
+                )
+            )
+        notifier = CallNotifier(
+            stream, progress_token(request.params), session.log_level or DEFAULT_LOG_LEVEL
+        )
+        return await self.methods.call(request, notifier)
+
+    async def _set_level(self, session: Session, request: Request) -> dict[str, Any]:
+        level = request.params.get("level")
+        if level not in LOG_LEVELS:
+            raise JsonRpcError(
+                INVALID_PARAMS,
+                f'Invalid params: "level" must be one of {", ".join(LOG_LEVELS)}, not {level!r}',
+                id=request.id,
+            )
+        await self.sessions.set_log_level(session, level)
+        return {}
+
+    async def _batch(self, inbound: Inbound, stream: RequestStream) -> Reply:
+        """A JSON-RPC batch, which only 2025-03-26 allowed: answered as one array of responses."""
+        found = await self._session(inbound.session_id, None)
+        if isinstance(found, Reply):
+            return found
+        if found.protocol_version not in BATCH_VERSIONS:
+            return _malformed(
+                f"Invalid Request: JSON-RPC batches are not part of protocol {found.protocol_version} "
+                "(they were removed in 2025-06-18); send one message per POST"
+            )
+        if not inbound.payload:
+            return _malformed("Invalid Request: an empty batch")
+        answers: list[Awaitable[dict[str, Any]] | dict[str, Any]] = []
+        for item in inbound.payload:
+            try:
+                message: Message = parse(item)
+            except JsonRpcError as exc:
+                answers.append(exc.response())
+                continue
+            if isinstance(message, Request):
+                if message.method == "initialize":
+                    answers.append(
+                        error_response(
+                            message.id, INVALID_REQUEST, "Invalid Request: initialize cannot be batched"
+                        )
+                    )
+                else:
+                    answers.append(self._request(found, message, stream))
+            else:
+                self._accept(found, message)
+        if not answers:
+            return ACCEPTED
+        pending = [answer for answer in answers if not isinstance(answer, dict)]
+        done = iter(await asyncio.gather(*pending))
+        return Reply([answer if isinstance(answer, dict) else next(done) for answer in answers])
+
+
+def _malformed(message: str) -> Reply:
+    return Reply(error_response(None, INVALID_REQUEST, message), Problem.MALFORMED)
+
+
+def _store_unavailable(request_id: RequestId | None, exc: StoreUnavailable) -> Reply:
+    return Reply(
+        error_response(request_id, INTERNAL_ERROR, f"Session store unavailable: {exc}"),
+        Problem.STORE_UNAVAILABLE,
+    )

@@ -1,0 +1,51 @@
+"""`tools/list` and `tools/call`, the same in both eras (each era adds its own framing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facade.errors import UnknownTool
+from facade.protocol.jsonrpc import INVALID_PARAMS, JsonRpcError, Request
+from facade.protocol.notifications import CallNotifier
+from facade.protocol.results import call_tool_result, tools_page
+from facade.protocol.tool_calls import ToolCalls
+
+__all__ = ["ToolMethods", "call_arguments"]
+
+
+def call_arguments(request: Request) -> tuple[str, dict[str, Any]]:
+    """The tool name and arguments of a `tools/call`; -32602 if they are not a name and an object."""
+    name = request.params.get("name")
+    arguments = request.params.get("arguments")
+    if not isinstance(name, str) or not name:
+        raise JsonRpcError(INVALID_PARAMS, 'Invalid params: "name" must be a non-empty string', id=request.id)
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise JsonRpcError(INVALID_PARAMS, 'Invalid params: "arguments" must be an object', id=request.id)
+    return name, arguments
+
+
+class ToolMethods:
+    def __init__(self, tools: ToolCalls, *, page_size: int):
+        self.tools = tools
+        self.page_size = page_size
+
+    async def list(self, request: Request) -> dict[str, Any]:
+        """A page of tools; raises StoreUnavailable, or JsonRpcError for a cursor not ours."""
+        tools = await self.tools.list_tools()
+        try:
+            return tools_page(tools, request.params.get("cursor"), self.page_size)
+        except ValueError as exc:
+            raise JsonRpcError(INVALID_PARAMS, f"Invalid params: {exc}", id=request.id) from exc
+
+    async def call(
+        self, request: Request, notifier: CallNotifier, traceparent: str | None = None
+    ) -> dict[str, Any]:
+        """The call's CallToolResult; an unknown tool is -32602, every other failure a result."""
+        name, arguments = call_arguments(request)
+        try:
+            outcome = await self.tools.call(name, arguments, notifier.options(traceparent))
+        except UnknownTool as exc:
+            raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {exc.name}", id=request.id) from exc
+        return call_tool_result(outcome)
