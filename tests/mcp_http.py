@@ -77,3 +77,69 @@ class McpHttp:
         body = await self.rpc("tools/call", {"name": name, "arguments": arguments or {}})
         assert "result" in body, body
         return body["result"]  # type: ignore[no-any-return]
+
+
+STATELESS_VERSION = "2026-07-28"
+
+
+class StatelessMcpHttp:
+    """A raw 2026-07-28 client: no handshake; the envelope and mirroring headers on every POST."""
+
+    def __init__(self, client: TestClient[Any, Any]):
+        self.client = client
+        self._ids = itertools.count(1)
+
+    def envelope(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "toolq-tests", "version": "1"},
+            **extra,
+        }
+
+    def message(self, method: str, params: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+        return {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": {**(params or {}), "_meta": self.envelope(**meta)},
+        }
+
+    def headers(self, message: dict[str, Any], **extra: str) -> dict[str, str]:
+        headers = {
+            "Accept": ACCEPT,
+            "Content-Type": "application/json",
+            "MCP-Protocol-Version": STATELESS_VERSION,
+            "Mcp-Method": str(message.get("method")),
+        }
+        name = (message.get("params") or {}).get("name")
+        if message.get("method") == "tools/call" and isinstance(name, str):
+            headers["Mcp-Name"] = name
+        headers.update(extra)
+        return headers
+
+    async def post(self, message: Any, **headers: str) -> tuple[int, Any, dict[str, str]]:
+        merged = self.headers(message if isinstance(message, dict) else {}, **headers)
+        data = message if isinstance(message, bytes | str) else json.dumps(message)
+        response = await self.client.post("/mcp", data=data, headers=merged)
+        text = await response.text()
+        body: Any = text or None
+        if text and response.content_type == "application/json":
+            body = json.loads(text)
+        return response.status, body, dict(response.headers)
+
+    async def rpc(self, method: str, params: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+        """A request that must get HTTP 200 as JSON: returns the JSON-RPC response object."""
+        status, body, _ = await self.post(self.message(method, params, **meta))
+        assert status == 200, (status, body)
+        return body  # type: ignore[no-any-return]
+
+    async def call(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = await self.rpc("tools/call", {"name": name, "arguments": arguments or {}})
+        assert "result" in body, body
+        return body["result"]  # type: ignore[no-any-return]
+
+
+def sse_messages(text: str) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of an SSE body, in order."""
+    return [json.loads(line[len("data: ") :]) for line in text.splitlines() if line.startswith("data: ")]
