@@ -160,3 +160,42 @@ async def test_both_eras_on_one_facade(make_facade, start_worker):
     assert (await handshake.call("add", {"a": 1, "b": 2}))["structuredContent"]["sum"] == 3
     assert (await stateless.call("add", {"a": 2, "b": 2}))["structuredContent"]["sum"] == 4
     assert (await handshake.call("add", {"a": 3, "b": 3}))["structuredContent"]["sum"] == 6
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
+
+
+async def take_queued_job(redis) -> dict:
+    """The arguments of the one job waiting in Redis, removing it."""
+    for _ in range(200):
+        keys = await redis.keys("arq:job:*")
+        if keys:
+            (key,) = keys
+            job = json.loads(await redis.get(key))["a"][0]
+            await redis.delete(key)
+            return job  # type: ignore[no-any-return]
+        await asyncio.sleep(0.01)
+    raise AssertionError("no job was queued")
+
+
+async def test_the_request_s_trace_context_travels_in_the_job_in_both_eras(make_facade, start_worker, redis):
+    worker = await start_worker([test_tools.patient])
+    worker.allow_pick_jobs = False  # the job stays in Redis to be read
+    handshake: McpHttp = await make_facade(call_grace_seconds=0.2)
+    await handshake.initialize()
+    stateless = StatelessMcpHttp(handshake.client)
+    arguments = {"name": "patient", "arguments": {"seconds": 0}}
+    legacy = {"jsonrpc": "2.0", "id": 7, "method": "tools/call"}
+    legacy["params"] = {**arguments, "_meta": {"traceparent": TRACEPARENT}}
+    for call in (
+        stateless.post(stateless.message("tools/call", arguments, traceparent=TRACEPARENT)),
+        handshake.post(legacy),
+    ):
+        pending = asyncio.create_task(call)
+        assert (await take_queued_job(redis))["traceparent"] == TRACEPARENT
+        pending.cancel()
+    pending = asyncio.create_task(
+        stateless.post(stateless.message("tools/call", arguments, traceparent="junk"))
+    )
+    assert "traceparent" not in await take_queued_job(redis)
+    pending.cancel()

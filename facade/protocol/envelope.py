@@ -24,6 +24,7 @@ __all__ = [
     "Envelope",
     "progress_token",
     "read_envelope",
+    "traceparent",
 ]
 
 PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
@@ -56,6 +57,14 @@ def progress_token(params: Mapping[str, Any]) -> str | int | None:
     meta = params.get("_meta")
     token = meta.get("progressToken") if isinstance(meta, dict) else None
     return token if isinstance(token, str | int) and not isinstance(token, bool) else None
+
+
+def traceparent(params: Mapping[str, Any]) -> str | None:
+    """The request's W3C trace context (SEP-414), if valid; malformed context is ignored, as
+    W3C Trace Context asks, never an error."""
+    meta = params.get("_meta")
+    value = meta.get("traceparent") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) and _TRACEPARENT.match(value) else None
 
 
 def read_envelope(params: Mapping[str, Any], request_id: RequestId) -> Envelope:
@@ -93,13 +102,11 @@ def read_envelope(params: Mapping[str, Any], request_id: RequestId) -> Envelope:
             f"Invalid params: {LOG_LEVEL} must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}",
             id=request_id,
         )
-    traceparent = meta.get("traceparent")
     return Envelope(
         protocol_version=meta[PROTOCOL_VERSION],
         client_capabilities=capabilities,
         client_info=client_info,
         log_level=log_level,
         progress_token=progress_token(params),
-        # Malformed trace context is ignored, as W3C Trace Context asks, never an error.
-        traceparent=traceparent if isinstance(traceparent, str) and _TRACEPARENT.match(traceparent) else None,
+        traceparent=traceparent(params),
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from facade.errors import StoreUnavailable
-from facade.protocol.envelope import progress_token
+from facade.protocol.envelope import progress_token, traceparent
 from facade.protocol.exchange import ACCEPTED, Inbound, Problem, Reply
 from facade.protocol.jsonrpc import (
     INTERNAL_ERROR,
@@ -239,7 +239,7 @@ class HandshakeEra:
         notifier = CallNotifier(
             stream, progress_token(request.params), session.log_level or DEFAULT_LOG_LEVEL
         )
-        return await self.methods.call(request, notifier)
+        return await self.methods.call(request, notifier, traceparent(request.params))
 
     async def _set_level(self, session: Session, request: Request) -> dict[str, Any]:
         level = request.params.get("level")
