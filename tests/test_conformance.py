@@ -25,8 +25,16 @@ CONFORMANCE = ROOT / "tests" / "conformance"
 RUN_TIMEOUT = 240
 SUITES = {
     "0.1.16 handshake era": ("conformance-0.1", [], "expected-failures-0.1.yml"),
-    "0.2 --requirements 2025-11-25": ("conformance-0.2", ["--requirements", "2025-11-25"], "expected-failures-0.2.yml"),
-    "0.2 --requirements 2026-07-28": ("conformance-0.2", ["--requirements", "2026-07-28"], "expected-failures-0.2.yml"),
+    "0.2 --requirements 2025-11-25": (
+        "conformance-0.2",
+        ["--requirements", "2025-11-25"],
+        "expected-failures-0.2.yml",
+    ),
+    "0.2 --requirements 2026-07-28": (
+        "conformance-0.2",
+        ["--requirements", "2026-07-28"],
+        "expected-failures-0.2.yml",
+    ),
 }
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -64,7 +72,9 @@ def run_suite(tools: Path, package: str, extra: list[str], baseline: str, url: s
         "--expected-failures",
         str(CONFORMANCE / baseline),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False, cwd=tools)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False, cwd=tools
+    )
     return done.returncode, ANSI.sub("", done.stdout + done.stderr)
 
 

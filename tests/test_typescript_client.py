@@ -1,176 +1,96 @@
-"""The official MCP TypeScript SDK client against the facade: `@modelcontextprotocol/sdk`'s
-`Client` over `StreamableHTTPClientTransport` (tests/typescript_client/client.mjs), run by
-Node.js against the facade app in-process on a real port of 127.0.0.1, its queue on fakeredis
-with an in-process worker.
+"""The official MCP TypeScript SDK clients against the facade, run by Node.js against the facade
+app in-process on a real port of 127.0.0.1, its queue on fakeredis with an in-process worker:
 
-Needs `node` and `npm` on PATH: skipped without them, failed instead when TOOLQ_REQUIRE_NODE=1.
-The SDK version pinned by tests/typescript_client/package-lock.json is installed once with
-`npm ci` into .toolq/cache/typescript_client/ (ignored by git) and reinstalled only when
-package.json or package-lock.json changes. npm needs the registry for that first install; when it
-cannot reach it the test fails with npm's output.
+- `@modelcontextprotocol/sdk` 1.32 (tests/typescript_client/client.mjs): `Client` over
+  `StreamableHTTPClientTransport`, handshake era only;
+- `@modelcontextprotocol/client` 2.x (client_v2.mjs), pinned to 2026-07-28 or in "auto" mode
+  (it probes with `server/discover`; toolq answers, so it stays in the stateless era).
+
+Each lists the tools, calls add and weather, gets progress and log messages from the test tool
+`narrated`, and cancels a call of `watched`, whose trail file shows whether the job really
+stopped on the worker. Both clients share tests/typescript_client/package.json, installed by
+tests/npm_packages.py (skipped without Node.js 20+ and npm, failed instead when
+TOOLQ_REQUIRE_NODE=1).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
 import os
-import shutil
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tools_for_tests as test_tools
 from arq.connections import ArqRedis
+from npm_packages import NPM_CI_TIMEOUT, installed, require_node, run_json
+from real_processes import wait_until
 
 from facade.app import create_app
 from facade.settings import FacadeSettings
+from workers.tools import discover
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = Path(__file__).resolve().parent / "typescript_client"
-CACHE = ROOT / ".toolq" / "cache" / "typescript_client"
-PACKAGE_FILES = ("package.json", "package-lock.json")
-STAMP = ".installed-sha256"
-NPM_CI_TIMEOUT = 180.0
 CLIENT_TIMEOUT = 30.0
+#: When the clients abort the slow call, in ms after sending it.
+CANCEL_AFTER_MS = 1000
+#: Seconds a worker may take to stop a job once its client has cancelled the call.
+STOP_WITHIN = 3.0
+#: client.mjs keeps its session open this long after cancelling (ms).
+HOLD_AFTER_CANCEL_MS = 1000
 
-
-def _require_node() -> tuple[str, str]:
-    """`node` and `npm`, or skip (fail when TOOLQ_REQUIRE_NODE=1)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    missing = [name for name, path in (("node", node), ("npm", npm)) if path is None]
-    if node is None or npm is None:
-        reason = (
-            f"{' and '.join(missing)} not found on PATH: the TypeScript SDK client test needs "
-            "Node.js 20+ and npm (https://nodejs.org/)"
-        )
-        if os.environ.get("TOOLQ_REQUIRE_NODE") == "1":
-            pytest.fail(reason + " and TOOLQ_REQUIRE_NODE=1", pytrace=False)
-        pytest.skip(reason)
-    return node, npm
-
-
-def _package_hash() -> str:
-    digest = hashlib.sha256()
-    for name in PACKAGE_FILES:
-        digest.update(name.encode() + b"\0" + (SOURCE / name).read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    """Serialize installs between concurrent pytest processes (POSIX only; a no-op elsewhere)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl  # noqa: PLC0415
-    except ImportError:  # Windows
-        yield
-        return
-    with (CACHE / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _npm_ci(npm: str) -> None:
-    command = [npm, "ci", "--no-audit", "--no-fund"]
-    try:
-        done = subprocess.run(
-            command, cwd=CACHE, capture_output=True, text=True, timeout=NPM_CI_TIMEOUT, check=False
-        )
-    except subprocess.TimeoutExpired as timeout:
-        pytest.fail(
-            f"`{' '.join(command)}` in {CACHE} did not finish within {NPM_CI_TIMEOUT:.0f} s "
-            f"(is the npm registry reachable?){_outputs(timeout.stdout, timeout.stderr)}",
-            pytrace=False,
-        )
-    if done.returncode != 0:
-        pytest.fail(
-            f"`{' '.join(command)}` in {CACHE} failed with exit code {done.returncode}"
-            f"{_outputs(done.stdout, done.stderr)}",
-            pytrace=False,
-        )
-
-
-def _outputs(stdout: str | bytes | None, stderr: str | bytes | None) -> str:
-    def text(output: str | bytes | None) -> str:
-        return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
-
-    return f"\n--- stdout ---\n{text(stdout)}\n--- stderr ---\n{text(stderr)}"
+pytestmark = pytest.mark.timeout(NPM_CI_TIMEOUT + 60)
 
 
 @pytest.fixture(scope="session")
-def typescript_client() -> tuple[str, Path]:
-    """`node` and the path of client.mjs inside the cache dir, its pinned SDK installed next to it."""
-    node, npm = _require_node()
-    wanted = _package_hash()
-    with _install_lock():
-        stamp = CACHE / STAMP
-        installed = stamp.read_text().strip() if stamp.exists() else None
-        if installed != wanted or not (CACHE / "node_modules").is_dir():
-            stamp.unlink(missing_ok=True)
-            for name in PACKAGE_FILES:
-                shutil.copyfile(SOURCE / name, CACHE / name)
-            _npm_ci(npm)
-            stamp.write_text(wanted + "\n")
-        # The script changes more often than the lock: copy it on every run (atomically).
-        script = CACHE / "client.mjs"
-        partial = CACHE / f".client.mjs.{os.getpid()}"
-        shutil.copyfile(SOURCE / "client.mjs", partial)
-        partial.replace(script)
-    return node, script
+def typescript_clients() -> tuple[str, Path]:
+    """`node` and the cache dir holding client.mjs and client_v2.mjs, their SDKs installed."""
+    node, _ = require_node()
+    return node, installed("typescript_client", scripts=["client.mjs", "client_v2.mjs"])
 
 
-async def run_client(node: str, script: Path, url: str) -> dict[str, Any]:
-    """Run client.mjs against `url` without blocking the loop the facade serves on."""
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(script),
-        url,
-        cwd=script.parent,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), CLIENT_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        out, err = await process.communicate()
-        pytest.fail(f"client.mjs did not finish within {CLIENT_TIMEOUT:.0f} s{_outputs(out, err)}")
-    assert process.returncode == 0, f"client.mjs exited with {process.returncode}{_outputs(out, err)}"
-    try:
-        report: dict[str, Any] = json.loads(out)
-    except json.JSONDecodeError:
-        pytest.fail(f"client.mjs did not print one JSON object{_outputs(out, err)}")
-    return report
-
-
-@pytest.mark.timeout(NPM_CI_TIMEOUT + 60)
-async def test_the_typescript_sdk_client_lists_calls_and_terminates(
-    typescript_client: tuple[str, Path],
+@pytest.fixture
+async def facade_url(
     aiohttp_server: Any,
     redis: ArqRedis,
-    start_worker: Any,
+    start_worker: Callable[..., Awaitable[Any]],
     monkeypatch: pytest.MonkeyPatch,
-):
+) -> str:
+    """A facade on 127.0.0.1 and one worker serving every tool plus `narrated` and `watched`."""
     monkeypatch.setenv("TOOLQ_WEATHER_PROVIDER", "offline")
-    await start_worker()
-    settings = FacadeSettings(call_grace_seconds=1.0, max_call_seconds=10.0)
+    await start_worker([*sorted(discover()), test_tools.narrated, test_tools.watched])
+    # No call limit a 30 s `watched` could reach: only its client's cancel may stop it.
+    settings = FacadeSettings(call_grace_seconds=1.0, max_call_seconds=60.0)
     server = await aiohttp_server(create_app(settings, redis=redis), host="127.0.0.1")
-    node, script = typescript_client
+    return f"http://127.0.0.1:{server.port}/mcp"
 
-    report = await run_client(node, script, f"http://127.0.0.1:{server.port}/mcp")
 
-    assert report["serverInfo"]["name"] == "toolq"
-    assert report["capabilities"]["tools"] == {"listChanged": False}
-    assert report["protocolVersion"] == "2025-11-25"
-    assert report["hadSessionId"] is True
-    assert report["tools"] == ["add", "weather"]
+def client_env(trail: Path) -> dict[str, str]:
+    """What both scripts call for progress and for the call they cancel."""
+    return {
+        **os.environ,
+        "PROGRESS_TOOL": "narrated",
+        "PROGRESS_ARGS": json.dumps({"count": 3}),
+        "SLOW_TOOL": "watched",
+        "SLOW_ARGS": json.dumps({"marker": str(trail), "seconds": 30}),
+        "CANCEL_AFTER_MS": str(CANCEL_AFTER_MS),
+        # client.mjs: the session stays open this long after the cancel (see the test using it).
+        "HOLD_AFTER_CANCEL_MS": str(HOLD_AFTER_CANCEL_MS),
+    }
+
+
+async def assert_the_job_stopped(trail: Path) -> None:
+    """`watched` was cancelled on its worker within STOP_WITHIN s of its client's abort."""
+    stopped = lambda: "cancelled" in test_tools.read_trail(trail)  # noqa: E731
+    await asyncio.to_thread(wait_until, stopped, STOP_WITHIN, "the worker to cancel the job")
+    events = test_tools.read_trail(trail)
+    assert list(events) == ["started", "cancelled"], events
+    assert events["cancelled"] - events["started"] < CANCEL_AFTER_MS / 1000 + STOP_WITHIN, events
+
+
+def assert_add_and_weather(report: dict[str, Any]) -> None:
+    assert {"add", "weather"} <= set(report["tools"]), report["tools"]
 
     add = report["add"]["result"]
     assert add["isError"] is False
@@ -181,6 +101,8 @@ async def test_the_typescript_sdk_client_lists_calls_and_terminates(
     assert weather["structuredContent"]["city"] == "Delhi"
     assert weather["structuredContent"]["source"] == "offline-sample"
 
+
+def assert_errors(report: dict[str, Any]) -> None:
     unknown = report["unknownTool"]
     assert "result" not in unknown, unknown
     assert unknown["error"]["code"] == -32602
@@ -194,6 +116,102 @@ async def test_the_typescript_sdk_client_lists_calls_and_terminates(
     assert "'b'" in message, message  # missing
     assert "'x'" in message, message  # not a number
 
+
+def without_times(notifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """client_v2.mjs stamps each notification it got with `atMs`."""
+    return [{key: value for key, value in n.items() if key != "atMs"} for n in notifications]
+
+
+PROGRESS = [{"progress": step, "total": 3, "message": f"step {step}"} for step in (1, 2, 3)]
+INFO_LOGS = [{"level": "info", "data": f"narrated step {step} of 3"} for step in (1, 2, 3)]
+
+
+async def test_the_typescript_sdk_client_lists_calls_and_terminates(
+    typescript_clients: tuple[str, Path], facade_url: str, tmp_path: Path
+):
+    node, directory = typescript_clients
+    trail = tmp_path / "watched.trail"
+
+    report = await run_json(
+        [node, "client.mjs", facade_url], cwd=directory, timeout=CLIENT_TIMEOUT, env=client_env(trail)
+    )
+
+    assert report["serverInfo"]["name"] == "toolq"
+    assert report["capabilities"]["tools"] == {"listChanged": False}
+    assert report["protocolVersion"] == "2025-11-25"
+    assert report["hadSessionId"] is True
+    assert_add_and_weather(report)
+    assert_errors(report)
+
     assert report["sessionIdAfterTerminate"] is None
     assert {"method": "DELETE", "status": 200} in report["http"], report["http"]
     assert report["reusedSessionStatus"] == 404
+
+
+async def test_the_typescript_sdk_client_gets_progress_and_info_logs_and_its_cancel_stops_the_job(
+    typescript_clients: tuple[str, Path], facade_url: str, tmp_path: Path
+):
+    node, directory = typescript_clients
+    trail = tmp_path / "watched.trail"
+
+    report = await run_json(
+        [node, "client.mjs", facade_url], cwd=directory, timeout=CLIENT_TIMEOUT, env=client_env(trail)
+    )
+
+    progress = report["progress"]
+    assert progress["result"]["structuredContent"] == {"done": True}
+    assert progress["notifications"] == PROGRESS
+    # The handshake era's default filter is info: the tool's debug message stays on the worker.
+    assert progress["logMessages"] == INFO_LOGS
+
+    cancel = report["cancel"]
+    assert "result" not in cancel, cancel
+    assert "cancelled after" in cancel["error"]["message"], cancel
+    posted = {"method": "POST", "status": 202, "rpcMethod": "notifications/cancelled"}
+    assert posted in cancel["exchanges"], cancel["exchanges"]
+    await assert_the_job_stopped(trail)
+    # The notification alone stopped it: ending the session (DELETE) would stop it too, so the
+    # job must have stopped after the abort and before the client began to close.
+    cancelled = test_tools.read_trail(trail)["cancelled"]
+    closing = report["closingAtEpochMs"]
+    assert cancel["abortedAtEpochMs"] / 1000 <= cancelled < closing / 1000, (cancel, closing)
+    assert report["afterCancel"]["result"]["structuredContent"] == {"a": 1, "b": 2, "sum": 3}
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "auto"])
+async def test_the_v2_typescript_client_works_in_the_stateless_era_and_its_cancel_stops_the_job(
+    typescript_clients: tuple[str, Path], facade_url: str, tmp_path: Path, mode: str
+):
+    node, directory = typescript_clients
+    trail = tmp_path / "watched.trail"
+
+    report = await run_json(
+        [node, "client_v2.mjs", facade_url, mode],
+        cwd=directory,
+        timeout=CLIENT_TIMEOUT,
+        env=client_env(trail),
+    )
+
+    assert (report["protocolEra"], report["protocolVersion"]) == ("modern", "2026-07-28")
+    assert report["serverInfo"]["name"] == "toolq"
+    assert report["hadSessionId"] is False
+    assert "2026-07-28" in report["discover"]["supportedVersions"]
+    assert not [e for e in report["http"] if e.get("rpcMethod") == "initialize"], report["http"]
+    assert_add_and_weather(report)
+    assert_errors(report)
+
+    progress = report["progress"]
+    assert progress["result"]["structuredContent"] == {"done": True}
+    assert without_times(progress["notifications"]) == PROGRESS
+    # The call opted in at debug (the logLevel key of its envelope): the debug message came too.
+    debug = {"level": "debug", "data": "narrated counting to 3"}
+    assert without_times(progress["logMessages"]) == [debug, *INFO_LOGS]
+
+    # The SDK cancels by aborting the call's POST; it reports that as a REQUEST_TIMEOUT SdkError.
+    cancel = report["cancel"]
+    assert cancel["threw"]["code"] == "REQUEST_TIMEOUT", cancel
+    (call,) = [e for e in cancel["exchanges"] if e.get("rpcMethod") == "tools/call"]
+    assert call["mcpName"] == "watched"
+    assert "abortedAtMs" in call, call
+    await assert_the_job_stopped(trail)
+    assert report["afterCancel"]["result"]["structuredContent"] == {"a": 1, "b": 2, "sum": 3}

@@ -1,8 +1,14 @@
-"""Tools that exist only for tests: slow, failing, crashing and progress-reporting ones."""
+"""Tools that exist only for tests: slow, failing, crashing, progress-reporting and logging ones.
+
+Served in-process by the fast suite, and by worker processes with `python -m workers
+--tool-modules tools_for_tests` (tests/ on PYTHONPATH).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -68,3 +74,43 @@ async def counted(key: str) -> Done:
     RUNS[key] = RUNS.get(key, 0) + 1
     await asyncio.sleep(0.01)
     return Done(done=True)
+
+
+@tool
+async def narrated(count: int, ctx: ToolContext) -> Done:
+    """Log and report progress count times (after one debug message), then finish."""
+    await ctx.debug(f"narrated counting to {count}")
+    for step in range(1, count + 1):
+        await ctx.info(f"narrated step {step} of {count}")
+        await ctx.report_progress(step, count, f"step {step}")
+        await asyncio.sleep(0.01)
+    return Done(done=True)
+
+
+def _leave_trail(marker: Path, event: str) -> None:
+    with marker.open("a") as trail:
+        trail.write(f"{event} {time.time()}\n")
+
+
+def read_trail(marker: Path) -> dict[str, float]:
+    """The events `watched` left in `marker` so far, each with its time.time()."""
+    if not marker.exists():
+        return {}
+    lines = marker.read_text().split("\n")[:-1]  # a line still being written has no newline yet
+    return {event: float(at) for event, at in (line.split() for line in lines)}
+
+
+@tool(timeout=60)
+async def watched(marker: str, seconds: float) -> Slept:
+    """Sleep for `seconds`, leaving a trail in the file `marker`: "started <time>", then
+    "cancelled <time>" or "finished <time>". A test reads it to see whether cancelling a call
+    really stopped its job on the worker, wherever that worker runs."""
+    trail = Path(marker)
+    _leave_trail(trail, "started")
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        _leave_trail(trail, "cancelled")
+        raise
+    _leave_trail(trail, "finished")
+    return Slept(slept=seconds)
