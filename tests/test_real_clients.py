@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fastmcp
 import mcp
 import pytest
 from mcp.types import LoggingMessageNotificationParams
@@ -151,6 +152,51 @@ async def test_python_sdk_client_cancelling_a_call_stops_its_job_on_the_worker(s
         # The client (and its session, in the handshake era) still works after the cancel.
         after = await client.call_tool("add", {"a": 1, "b": 2})
         assert after.structured_content == {"a": 1, "b": 2, "sum": 3}
+
+
+# --- the FastMCP client (4.2) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_fastmcp_client_lists_calls_gets_progress_and_logs_and_cancels(served: Served, mode: str):
+    progress: list[tuple[float, float | None, str | None]] = []
+    logs: list[tuple[str, Any]] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append((value, total, message))
+
+    async def on_log(message: Any) -> None:
+        logs.append((message.level, message.data))
+
+    trail = served.trails / f"fastmcp-{mode}.trail"
+    async with fastmcp.Client(served.url, mode=mode, log_handler=on_log) as client:
+        assert client.protocol_version == NEGOTIATED[mode]
+        names = {tool.name for tool in await client.list_tools()}
+        assert {"add", "weather"} <= names, names
+        add = await client.call_tool("add", {"a": 15, "b": 27})
+        weather = await client.call_tool("weather", {"city": "Delhi"})
+        narrated = await client.call_tool("narrated", {"count": 2}, progress_handler=on_progress)
+
+        call = asyncio.create_task(client.call_tool("watched", {"marker": str(trail), "seconds": 30}))
+        started = lambda: "started" in read_trail(trail)  # noqa: E731
+        await asyncio.to_thread(wait_until, started, 10, "the job to start on the worker")
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        stopped = lambda: "cancelled" in read_trail(trail)  # noqa: E731
+        await asyncio.to_thread(wait_until, stopped, STOP_WITHIN, "the worker to cancel the job")
+
+    assert add.structured_content == {"a": 15, "b": 27, "sum": 42}
+    assert weather.structured_content["city"] == "Delhi"
+    assert narrated.structured_content == {"done": True}
+    assert progress == [(step, 2, f"step {step}") for step in (1, 2)]
+    info = [("info", f"narrated step {step} of 2") for step in (1, 2)]
+    # FastMCP asks for every level in the stateless era; the handshake era starts at info.
+    expected = (
+        info if NEGOTIATED[mode] == NEGOTIATED["legacy"] else [("debug", "narrated counting to 2"), *info]
+    )
+    assert logs == expected
+    assert list(read_trail(trail)) == ["started", "cancelled"]
 
 
 # --- the MCP Inspector CLI (Node 22) ------------------------------------------------------------
