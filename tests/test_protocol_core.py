@@ -7,9 +7,9 @@ import base64
 import subprocess
 import sys
 
-import mcp_types._v2025_11_25 as wire_2025
-import mcp_types._v2026_07_28 as wire_2026
+import mcp_types
 import pytest
+from mcp_types.methods import validate_server_result
 from protocol_fakes import ECHO, STATELESS_META, CoreHarness, FakeTools, RecordingStream
 
 from facade.protocol.exchange import Problem
@@ -21,7 +21,7 @@ from facade.protocol.tool_calls import LogEntry, ProgressUpdate
 async def test_discover_lists_both_eras_and_names_the_server():
     reply = await CoreHarness().stateless("server/discover")
     result = reply.message["result"]
-    wire_2026.DiscoverResult.model_validate(result)
+    validate_server_result("server/discover", "2026-07-28", result)
     assert result["resultType"] == "complete"
     assert result["supportedVersions"][0] == "2026-07-28"
     assert "2025-11-25" in result["supportedVersions"]
@@ -34,7 +34,7 @@ async def test_discover_lists_both_eras_and_names_the_server():
 async def test_stateless_tools_list_carries_caching_hints_and_server_info():
     core = CoreHarness(list_ttl_ms=1234, cache_scope="private")
     result = (await core.stateless("tools/list")).message["result"]
-    wire_2026.ListToolsResult.model_validate(result)
+    validate_server_result("tools/list", "2026-07-28", result)
     assert [tool["name"] for tool in result["tools"]] == ["echo"]
     assert (result["ttlMs"], result["cacheScope"], result["resultType"]) == (1234, "private", "complete")
     assert "io.modelcontextprotocol/serverInfo" in result["_meta"]
@@ -43,7 +43,7 @@ async def test_stateless_tools_list_carries_caching_hints_and_server_info():
 async def test_stateless_tools_call_is_complete_and_keeps_the_worker_meta():
     reply = await CoreHarness().stateless("tools/call", {"name": "echo", "arguments": {"text": "hi"}})
     result = reply.message["result"]
-    wire_2026.CallToolResult.model_validate(result)
+    validate_server_result("tools/call", "2026-07-28", result)
     assert reply.problem is None
     assert result["resultType"] == "complete"
     assert result["structuredContent"] == {"text": "hi"}
@@ -138,7 +138,7 @@ async def test_an_unserved_version_is_32022_listing_both_eras():
         headers={"MCP-Protocol-Version": "2099-01-01"},
     )
     error = reply.message["error"]
-    wire_2026.UnsupportedProtocolVersionError.model_validate(reply.message)
+    mcp_types.UnsupportedProtocolVersionErrorData.model_validate(error["data"])
     assert reply.problem is Problem.MALFORMED
     assert error["code"] == -32022
     assert error["data"]["requested"] == "2099-01-01"
@@ -217,7 +217,7 @@ async def test_a_missing_client_capability_is_32021_before_the_call():
     core = CoreHarness(tools)
     reply = await core.stateless("tools/call", {"name": "echo", "arguments": {}})
     error = reply.message["error"]
-    wire_2026.MissingRequiredClientCapabilityError.model_validate(reply.message)
+    mcp_types.MissingRequiredClientCapabilityErrorData.model_validate(error["data"])
     assert (reply.problem, error["code"]) == (Problem.MALFORMED, -32021)
     assert error["data"] == {"requiredCapabilities": {"sampling": {}}}
     assert tools.calls == []
@@ -282,7 +282,7 @@ async def test_initialize_opens_a_session_and_declares_tools_and_logging():
     core = CoreHarness()
     reply = await core.post(core.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}))
     result = reply.message["result"]
-    wire_2025.InitializeResult.model_validate(result)
+    validate_server_result("initialize", "2025-06-18", result)
     assert result["protocolVersion"] == "2025-06-18"
     assert result["capabilities"] == {"tools": {"listChanged": False}, "logging": {}}
     assert reply.session_id in core.sessions.sessions
@@ -321,7 +321,7 @@ async def test_handshake_tools_call_result_has_no_stateless_framing():
         core.request("tools/call", {"name": "echo", "arguments": {"text": "x"}}), session_id=session
     )
     result = reply.message["result"]
-    wire_2025.CallToolResult.model_validate(result)
+    validate_server_result("tools/call", "2025-11-25", result)
     assert "resultType" not in result
     assert result["content"] == [{"type": "text", "text": '{"text": "x"}'}]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-import mcp_types._v2025_11_25 as wire_2025
 import pytest
 import result_tools
 from mcp_http import StatelessMcpHttp, sse_messages
+from mcp_types.methods import validate_server_result
 from pydantic import Field
 
 from workers.content import EmbeddedResource
@@ -43,7 +43,7 @@ async def test_text_becomes_one_text_block_without_structured_content(both_eras)
 async def test_every_kind_of_block_arrives_as_mcp_content(both_eras):
     handshake, _ = both_eras
     result = await handshake.call("gallery")
-    wire_2025.CallToolResult.model_validate(result)
+    validate_server_result("tools/call", "2025-11-25", result)
     assert [block["type"] for block in result["content"]] == [
         "text",
         "image",
