@@ -50,15 +50,17 @@ async def test_ping_answers_an_empty_result(mcp: McpHttp):
 
 async def test_tools_list_is_sorted_and_carries_schemas(mcp: McpHttp):
     tools = (await mcp.rpc("tools/list"))["result"]["tools"]
-    assert [t["name"] for t in tools] == ["add", "weather"]
-    add = tools[0]
+    names = [t["name"] for t in tools]
+    assert {"add", "weather"} <= set(names)
+    assert names == sorted(names)
+    add = tools[names.index("add")]
     assert add["inputSchema"]["required"] == ["a", "b"]
     assert add["outputSchema"]["properties"]["sum"] == {"type": "number"}
     assert "x-toolq" not in add
 
 
 async def test_tools_list_paginates_with_an_opaque_cursor(make_facade, start_worker):
-    await start_worker()
+    await start_worker(["add", "weather"])
     client = await make_facade(page_size=1)
     await client.initialize()
     first = (await client.rpc("tools/list"))["result"]
@@ -218,3 +220,26 @@ async def test_any_facade_process_serves_any_session(make_facade, start_worker):
     await first.initialize()
     second.session_id, second.protocol_version = first.session_id, first.protocol_version
     assert (await second.call("add", {"a": 2, "b": 3}))["structuredContent"]["sum"] == 5
+
+
+async def test_a_2025_03_26_session_batches_over_http_and_gets_one_json_array(make_facade, start_worker):
+    await start_worker(["add"])
+    client = await make_facade()
+    await client.initialize("2025-03-26")
+    batch = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "add", "arguments": {"a": 1, "b": 2}},
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "ping"},
+    ]
+    status, body, headers = await client.post(batch)
+    assert (status, headers["Content-Type"].split(";")[0]) == (200, "application/json")
+    assert [answer["id"] for answer in body] == [1, 2]
+    assert body[0]["result"]["structuredContent"]["sum"] == 3
+    assert body[1]["result"] == {}
+    status, body, _ = await client.post([{"jsonrpc": "2.0", "method": "notifications/initialized"}])
+    assert (status, body) == (202, None)
