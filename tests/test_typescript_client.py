@@ -1,5 +1,5 @@
-"""The official MCP TypeScript SDK clients against the facade, run by Node.js against the facade
-app in-process on a real port of 127.0.0.1, its queue on fakeredis with an in-process worker:
+"""The official MCP TypeScript SDK clients, run by Node.js against the facade and a worker as
+real processes on a real redis-server:
 
 - `@modelcontextprotocol/sdk` 1.32 (tests/typescript_client/client.mjs): `Client` over
   `StreamableHTTPClientTransport`, handshake era only;
@@ -18,19 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tools_for_tests as test_tools
-from arq.connections import ArqRedis
 from npm_packages import NPM_CI_TIMEOUT, installed, require_node, run_json
-from real_processes import wait_until
-
-from facade.app import create_app
-from facade.settings import FacadeSettings
-from workers.tools import discover
+from real_processes import ROOT, running_stack, wait_until
 
 CLIENT_TIMEOUT = 30.0
 #: When the clients abort the slow call, in ms after sending it.
@@ -40,7 +35,7 @@ STOP_WITHIN = 3.0
 #: client.mjs keeps its session open this long after cancelling (ms).
 HOLD_AFTER_CANCEL_MS = 1000
 
-pytestmark = pytest.mark.timeout(NPM_CI_TIMEOUT + 60)
+pytestmark = [pytest.mark.timeout(NPM_CI_TIMEOUT + 60), pytest.mark.redis_server]
 
 
 @pytest.fixture(scope="session")
@@ -50,20 +45,17 @@ def typescript_clients() -> tuple[str, Path]:
     return node, installed("typescript_client", scripts=["client.mjs", "client_v2.mjs"])
 
 
-@pytest.fixture
-async def facade_url(
-    aiohttp_server: Any,
-    redis: ArqRedis,
-    start_worker: Callable[..., Awaitable[Any]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> str:
-    """A facade on 127.0.0.1 and one worker serving every tool plus `narrated` and `watched`."""
-    monkeypatch.setenv("TOOLQ_WEATHER_PROVIDER", "offline")
-    await start_worker([*sorted(discover()), test_tools.narrated, test_tools.watched])
+@pytest.fixture(scope="module")
+def facade_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A facade and one worker process serving every tool plus tests/tools_for_tests.py."""
+    directory = tmp_path_factory.mktemp("typescript-clients")
+    python_path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
     # No call limit a 30 s `watched` could reach: only its client's cancel may stop it.
-    settings = FacadeSettings(call_grace_seconds=1.0, max_call_seconds=60.0)
-    server = await aiohttp_server(create_app(settings, redis=redis), host="127.0.0.1")
-    return f"http://127.0.0.1:{server.port}/mcp"
+    with running_stack(directory, TOOLQ_WEATHER_PROVIDER="offline", TOOLQ_MAX_CALL_SECONDS="60") as stack:
+        _, url = stack.facade()
+        stack.worker("typescript-1", "--tool-modules", "tools_for_tests", PYTHONPATH=python_path)
+        stack.wait_for_workers("typescript-1")
+        yield url
 
 
 def client_env(trail: Path) -> dict[str, str]:
