@@ -273,7 +273,7 @@ class QueueClient:
                 result = {
                     "ok": False,
                     "error": {
-                        "kind": "tool_error",
+                        "kind": "unavailable",
                         "message": "The queue lost this call (Redis restarted without its data); "
                         "it may or may not have run. Try again.",
                     },

@@ -67,10 +67,12 @@ def live_workers(redis_url: str) -> set[str]:
 
 
 class RedisServer:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *extra_args: str):
+        """`extra_args` are more redis-server options, e.g. "--maxmemory", "2mb"."""
         self.binary = redis_server_binary()
         self.directory = directory
         self.port = free_port()
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -87,6 +89,7 @@ class RedisServer:
                 "--appendonly", "no",
                 "--dir", str(self.directory),
                 "--logfile", str(self.directory / "redis.log"),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -192,8 +195,8 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(tmp_path: Path, **extra_env: str) -> Iterator[Stack]:
-    redis = RedisServer(tmp_path)
+def running_stack(tmp_path: Path, *redis_args: str, **extra_env: str) -> Iterator[Stack]:
+    redis = RedisServer(tmp_path, *redis_args)
     redis.start()
     stack = Stack(redis, tmp_path, extra_env)
     try:

@@ -163,7 +163,7 @@ async def test_a_call_whose_job_redis_lost_fails_at_once_not_at_its_deadline(tmp
             stack.redis.stop()
             stack.redis.start()  # empty: the job is gone
             status, body = await asyncio.wait_for(call, 10)  # its deadline is 20 s away
-            assert status == 422, body
+            assert status == 503, body  # unavailable, not the tool's failure
             assert "The queue lost this call" in body["error"]
             # Until the worker re-registers the tool has no live worker, but it is not unknown.
             weather_api.forecast_delay = 0

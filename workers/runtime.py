@@ -26,9 +26,7 @@ from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
 from pydantic import ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workers import contract
 from workers.definition import ToolContext, ToolDefinition, ToolError
@@ -44,7 +42,9 @@ ARQ_TIMEOUT_MARGIN_SECONDS = 5.0
 #: Tries for idempotent tools: a job whose worker died is run again elsewhere.
 IDEMPOTENT_MAX_TRIES = 3
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+#: Every way Redis can fail a command: unreachable, too slow, or refusing it (e.g. OOM when it
+#: is full). The worker's loops back off and go on through all of them, never die of one.
+REDIS_ERRORS = (RedisError, ConnectionError, OSError)
 
 
 def describe_validation_error(tool_name: str, error: ValidationError) -> str:
@@ -256,7 +256,7 @@ class ToolWorker(Worker):
                     last_full_poll = loop_time()
                     await self._poll_iteration()
                 backoff = 0.1
-            except REDIS_DOWN as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -320,7 +320,7 @@ class ToolWorker(Worker):
                     for job_id in running:
                         pipe.pexpire(in_progress_key_prefix + job_id, lease_ms)
                     await pipe.execute()
-            except REDIS_DOWN as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("could not renew job leases: %s", exc)
 
     def _hint(self, data: bytes | str) -> None:
@@ -345,7 +345,7 @@ class ToolWorker(Worker):
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
                     if message is not None:
                         self._hint(message["data"])
-            except REDIS_DOWN as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("wake-up channel lost (%s); reconnecting in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
