@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from arq.jobs import serialize_result
+
+from facade.protocol import tool_calls
 from workers import contract
+
+
+def arq_record(success: bool, result: Any) -> bytes:
+    """A result record as arq's worker writes it, with toolq's serializer."""
+    record = serialize_result(
+        "tool:add", ({},), {}, 1, 0, success, result, 0, 1, "ref", "q", "job-1", serializer=contract.dumps
+    )
+    assert record is not None
+    return record
 
 
 def test_job_ids_name_the_facade_that_waits():
@@ -20,7 +33,7 @@ def test_exceptions_serialize_as_data():
 
 
 def test_arq_failure_records_become_failed_results():
-    record = contract.dumps({"s": False, "r": RuntimeError("boom")})
+    record = arq_record(False, RuntimeError("boom"))
     result = contract.call_result_from_arq_record(record, "w1")
     assert result["ok"] is False
     assert result["worker"] == "w1"
@@ -29,7 +42,7 @@ def test_arq_failure_records_become_failed_results():
 
 def test_a_successful_record_gives_back_the_worker_result():
     result = {"ok": True, "structured": {"sum": 2}, "worker": "w", "duration_ms": 1.0}
-    assert contract.call_result_from_arq_record(contract.dumps({"s": True, "r": result})) == result
+    assert contract.call_result_from_arq_record(arq_record(True, result)) == result
 
 
 def test_a_garbled_record_is_a_failure_not_a_crash():
@@ -37,7 +50,16 @@ def test_a_garbled_record_is_a_failure_not_a_crash():
 
 
 def test_a_job_that_ran_out_of_tries_says_it_may_have_taken_effect():
-    record = contract.dumps({"s": False, "r": RuntimeError("max 1 retries exceeded")})
+    record = arq_record(False, RuntimeError("max 1 retries exceeded"))
     message = contract.call_result_from_arq_record(record)["error"]["message"]
     assert "not idempotent" in message
     assert "may or may not have taken effect" in message
+
+
+def test_workers_and_the_protocol_core_know_the_same_log_levels():
+    assert contract.LOG_LEVELS == tool_calls.LOG_LEVELS
+    for level in contract.LOG_LEVELS:
+        for minimum in contract.LOG_LEVELS:
+            assert contract.log_level_at_least(level, minimum) == tool_calls.log_level_at_least(
+                level, minimum
+            )

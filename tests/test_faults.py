@@ -8,8 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis as redis_sync
-from redis.exceptions import OutOfMemoryError
 from real_processes import running_stack, wait_until
+from redis.exceptions import OutOfMemoryError
 
 pytestmark = pytest.mark.redis_server
 

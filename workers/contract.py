@@ -12,6 +12,9 @@ import json
 import secrets
 from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
 
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import DeserializationError, deserialize_result
+
 PREFIX = "toolq"
 
 #: Sorted set of live workers: member = worker id, score = unix ms after which it is dead.
@@ -24,12 +27,12 @@ REGISTRY_CHANNEL = f"{PREFIX}:registry"
 #: (payload: JSON {"session", "request"}).
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 
-#: arq's own key for jobs to abort (see arq.constants.abort_jobs_ss); kept here so the facade
-#: does not import arq internals to cancel a call.
-ABORT_JOBS = "arq:abort"
-#: arq's job and result key prefixes (arq.constants.job_key_prefix, result_key_prefix).
-JOB_KEY_PREFIX = "arq:job:"
-RESULT_KEY_PREFIX = "arq:result:"
+#: arq's keys, from arq itself: the sorted set of jobs to abort, and the prefixes of a job, its
+#: result and its in-progress claim (the worker's lease).
+ABORT_JOBS = abort_jobs_ss
+JOB_KEY_PREFIX = job_key_prefix
+RESULT_KEY_PREFIX = result_key_prefix
+IN_PROGRESS_KEY_PREFIX = in_progress_key_prefix
 
 #: How often workers renew their registry entry, and how long an entry lives without renewal.
 HEARTBEAT_SECONDS = 5.0
@@ -216,31 +219,36 @@ def is_exception_record(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and "__exception__" in value
 
 
+#: The messages of the JobExecutionFailed that arq's Worker.run_job records by itself (arq has no
+#: codes for them); tests/test_arq_fence.py fails if an arq release changes them.
+ARQ_EXPIRED = "job expired"
+ARQ_RETRIES_EXCEEDED = "retries exceeded"
+
+
 def call_result_from_arq_record(raw: bytes, worker_id: str = "") -> CallResult:
     """An arq result record -> the CallResult the job returned, or a failure saying why.
 
-    arq writes a record of its own (with an exception as the result) when a job expires in the
-    queue, is aborted before it starts, or runs out of tries; that becomes a failure here.
+    Decoded with arq's own deserialize_result. arq writes a record of its own (with an exception
+    as the result) when a job expires in the queue, is aborted before it starts, or runs out of
+    tries; that becomes a failure here.
     """
     try:
-        record = loads(raw)
-    except ValueError:
+        record = deserialize_result(raw, deserializer=loads)
+    except DeserializationError:
         record = None
-    if not isinstance(record, dict):
-        record = {}
-    value = record.get("r")
-    if record.get("s") and isinstance(value, dict) and "ok" in value:
+    value = record.result if record is not None else None
+    if record is not None and record.success and isinstance(value, dict) and "ok" in value:
         return value  # type: ignore[return-value]
     if is_exception_record(value):
         name, message = value["__exception__"], value.get("message") or ""
         if name == "CancelledError":
             reason = "the call was cancelled"
-        elif "retries exceeded" in message:
+        elif ARQ_RETRIES_EXCEEDED in message:
             reason = (
                 "the worker running it stopped before it finished, and the tool is not idempotent, "
                 "so it was not run again; it may or may not have taken effect"
             )
-        elif message == "job expired":
+        elif message == ARQ_EXPIRED:
             reason = "no worker picked it up before its deadline"
         else:
             reason = f"{name}: {message}" if message else name

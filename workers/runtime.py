@@ -217,6 +217,14 @@ class ToolWorker(Worker):
     # --- the loop -------------------------------------------------------------------------
 
     async def main(self) -> None:
+        """arq's Worker.main, with the wake-up channel in place of its fixed 0.5 s poll.
+
+        Mirrors arq 0.28's main: create the pool when none was given (`create_pool` with the
+        worker's serializers), log, set `ctx["redis"]`, then loop on `_poll_iteration`; arq's
+        on_startup hook is not used. Added: the wake-up listener, the registry heartbeat, lease
+        renewal, claims of the jobs a wake-up names (`start_jobs`), and a back-off on Redis
+        errors instead of dying. tests/test_arq_fence.py pins the arq members this relies on.
+        """
         if self._pool is None:
             self._pool = await create_pool(
                 self.redis_settings,

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from facade.protocol.jsonrpc import RequestId, notification
-from facade.protocol.tool_calls import CallOptions, LogEntry, ProgressUpdate, ToolEvent
-from workers.contract import log_level_at_least
+from facade.protocol.tool_calls import CallOptions, LogEntry, ProgressUpdate, ToolEvent, log_level_at_least
 
 __all__ = ["CallNotifier", "RequestStream", "cancelled_request_id"]
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from facade.protocol.headers import MirroredParameter
-from workers.contract import LOG_LEVELS
 
 __all__ = [
     "LOG_LEVELS",
@@ -24,7 +23,19 @@ __all__ = [
     "ToolEvent",
     "ToolOutcome",
     "ToolTerms",
+    "log_level_at_least",
 ]
+
+#: MCP's log levels (RFC 5424 severities), least severe first. The workers' contract has the
+#: same list (the protocol core imports nothing of theirs); a test keeps the two equal.
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_SEVERITY = {level: rank for rank, level in enumerate(LOG_LEVELS)}
+
+
+def log_level_at_least(level: str, minimum: str) -> bool:
+    """Whether a message at `level` passes a caller's `minimum` (unknown levels pass nothing)."""
+    return level in _SEVERITY and _SEVERITY[level] >= _SEVERITY.get(minimum, len(LOG_LEVELS))
+
 
 FailureKind = Literal["invalid_arguments", "tool_error", "timeout", "unavailable"]
 
