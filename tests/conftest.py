@@ -62,6 +62,7 @@ async def start_worker(fake_server: fakeredis.FakeServer) -> AsyncIterator[Start
         worker_id: str | None = None,
         concurrency: int = 10,
         idle_poll_seconds: float = 2.0,
+        lease_seconds: float = 10.0,
     ) -> ToolWorker:
         available = discover()
         definitions = [available[t] if isinstance(t, str) else t for t in (tools or sorted(available))]
@@ -71,6 +72,7 @@ async def start_worker(fake_server: fakeredis.FakeServer) -> AsyncIterator[Start
             worker_id=worker_id or f"test-worker-{next(counter)}",
             concurrency=concurrency,
             idle_poll_seconds=idle_poll_seconds,
+            lease_seconds=lease_seconds,
             drain_seconds=0,
         )
         worker = ToolWorker(definitions, settings, redis_pool=arq_redis(fake_server), handle_signals=False)

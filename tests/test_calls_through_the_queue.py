@@ -117,17 +117,18 @@ async def test_jobs_are_arq_jobs_that_expire_at_the_call_deadline(start_worker, 
 
 
 async def test_an_expired_job_is_pushed_as_a_failure(start_worker, redis):
-    worker = await start_worker([test_tools.sleepy])
-    queue = QueueClient(redis)
+    worker = await start_worker([test_tools.sleepy], idle_poll_seconds=60)
+    queue = QueueClient(redis, sweep_seconds=60)  # only the push can deliver the failure in time
     await queue.start()
     try:
         worker.allow_pick_jobs = False
         call = asyncio.create_task(queue.call(worker.queue_name, "sleepy", {"seconds": 0}, timeout=5))
         await asyncio.sleep(0.05)
-        await redis.delete(*await redis.keys("arq:job:*"))  # what expiry does to a queued job
+        (job_id,) = [m.decode() for m in await redis.zrange(worker.queue_name, 0, -1)]
+        await redis.delete(contract.job_key(job_id))  # what expiry does to a queued job
         worker.allow_pick_jobs = True
-        worker._wake.set()
-        result = await asyncio.wait_for(call, 1.0)  # pushed, not found by the 1 s sweep
+        await redis.publish(contract.wake_channel(worker.queue_name), contract.wake_message(job_id))
+        result = await asyncio.wait_for(call, 2.0)
     finally:
         await queue.close()
     assert result["ok"] is False

@@ -76,6 +76,14 @@ async def counted(key: str) -> Done:
     return Done(done=True)
 
 
+@tool(timeout=30, idempotent=True)
+async def slow_counted(key: str, seconds: float) -> Done:
+    """Count a run under `key`, then take `seconds`: long enough to need its lease renewed."""
+    RUNS[key] = RUNS.get(key, 0) + 1
+    await asyncio.sleep(seconds)
+    return Done(done=True)
+
+
 @tool
 async def narrated(count: int, ctx: ToolContext) -> Done:
     """Log and report progress count times (after one debug message), then finish."""

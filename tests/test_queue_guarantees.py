@@ -1,0 +1,88 @@
+"""The queue's risky paths, each pinned by a test that fails when the path breaks: lease renewal,
+the claim's checks, abort marks, and ending a session."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import tools_for_tests as test_tools
+from mcp_http import McpHttp
+
+from facade.queue_client import QueueClient
+from workers import contract
+
+
+async def test_a_job_running_past_its_lease_is_renewed_not_run_again(start_worker, redis):
+    """Two workers of one pool, a 1 s lease, a 2.5 s job: renewal keeps the other one off it."""
+    for _ in range(2):
+        await start_worker([test_tools.slow_counted], pool="leases", lease_seconds=1, idle_poll_seconds=0.2)
+    queue = QueueClient(redis)
+    await queue.start()
+    try:
+        result = await queue.call(
+            "toolq:queue:leases", "slow_counted", {"key": "lease", "seconds": 2.5}, timeout=10
+        )
+    finally:
+        await queue.close()
+    assert result["ok"] is True, result
+    assert test_tools.RUNS["lease"] == 1
+
+
+async def test_a_wake_up_for_a_job_not_yet_due_does_not_start_it(start_worker, redis):
+    worker = await start_worker([test_tools.counted], idle_poll_seconds=60)
+    job = await redis.enqueue_job(
+        contract.job_function("counted"), {"arguments": {"key": "early"}, "progress": False},
+        _queue_name=worker.queue_name, _defer_by=30,
+    )  # fmt: skip
+    assert job is not None
+    await redis.publish(contract.wake_channel(worker.queue_name), contract.wake_message(job.job_id))
+    await asyncio.sleep(0.3)
+    assert "early" not in test_tools.RUNS
+    assert await redis.zscore(worker.queue_name, job.job_id) is not None  # still queued, for later
+
+
+async def test_a_claim_on_a_job_that_left_the_queue_does_not_run_it(start_worker, redis):
+    worker = await start_worker([test_tools.counted], idle_poll_seconds=60)
+    job_id = "gone-before-claim"
+    await redis.psetex(contract.job_key(job_id), 5000, b"{}")  # a job key, but not in the queue
+    await redis.publish(contract.wake_channel(worker.queue_name), contract.wake_message(job_id))
+    await asyncio.sleep(0.3)
+    assert worker.job_tasks == {} and not worker.jobs_complete
+    assert await redis.exists(contract.IN_PROGRESS_KEY_PREFIX + job_id) == 0  # the claim was released
+
+
+async def test_stale_abort_marks_are_cleaned_up_and_fresh_ones_kept(redis):
+    now_ms = int(time.time() * 1000)
+    await redis.zadd(contract.ABORT_JOBS, {"long-finished": now_ms - 3_600_000, "just-aborted": now_ms})
+    queue = QueueClient(redis, sweep_seconds=0.05)
+    await queue.start()
+    try:
+        for _ in range(100):
+            if await redis.zscore(contract.ABORT_JOBS, "long-finished") is None:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await queue.close()
+    assert await redis.zscore(contract.ABORT_JOBS, "long-finished") is None
+    assert await redis.zscore(contract.ABORT_JOBS, "just-aborted") is not None
+
+
+async def test_ending_a_session_stops_its_calls_in_flight_and_their_jobs(make_facade, start_worker):
+    worker = await start_worker([test_tools.patient])
+    client: McpHttp = await make_facade()
+    await client.initialize()
+    request = {"jsonrpc": "2.0", "id": 3, "method": "tools/call"}
+    request["params"] = {"name": "patient", "arguments": {"seconds": 20}}
+    call = asyncio.create_task(client.post(request))
+    deadline = time.monotonic() + 2
+    while not worker.job_tasks:
+        assert time.monotonic() < deadline, "the job never started"
+        await asyncio.sleep(0.02)
+    response = await client.client.delete("/mcp", headers=client.headers())
+    assert response.status == 200
+    status, body, _ = await asyncio.wait_for(call, 2)
+    assert (status, body["error"]["code"]) == (200, -32800)
+    while worker.job_tasks:
+        assert time.monotonic() < deadline + 3, "the job kept running after its session ended"
+        await asyncio.sleep(0.02)
