@@ -61,9 +61,7 @@ class QueuedToolCalls:
         try:
             snapshot = await self.catalog.snapshot()
         except StoreUnavailable as exc:
-            return _failed(
-                "unavailable", f"toolq cannot reach its queue (Redis) right now: {exc}. Try again shortly."
-            )
+            return _failed("unavailable", f"toolq cannot serve calls right now: {exc}. Try again shortly.")
         entry = snapshot.tools.get(name)
         if entry is None:
             if name in snapshot.orphaned:
@@ -98,9 +96,7 @@ class QueuedToolCalls:
                 traceparent=options.traceparent,
             )
         except StoreUnavailable as exc:
-            return _failed(
-                "unavailable", f"toolq cannot reach its queue right now ({exc}). Try again shortly."
-            )
+            return _failed("unavailable", f"toolq cannot serve calls right now: {exc}. Try again shortly.")
         except CallTimedOut:
             return _failed(
                 "timeout",

@@ -20,7 +20,7 @@ from jsonschema.validators import validator_for
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from facade.errors import StoreUnavailable
+from facade.errors import store_unavailable
 from facade.protocol.headers import mirrored_parameters
 from facade.protocol.tool_calls import ToolTerms
 from workers import contract
@@ -129,7 +129,7 @@ class Catalog:
                 try:
                     current = self._snapshot = await self._load()
                 except (RedisError, OSError) as exc:
-                    raise StoreUnavailable(f"the tool registry (Redis) is unreachable: {exc}") from exc
+                    raise store_unavailable("the tool registry", exc) from exc
             return current
 
     async def _load(self) -> Snapshot:

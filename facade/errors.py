@@ -7,11 +7,22 @@ edge never see a Redis type.
 
 from __future__ import annotations
 
-__all__ = ["StoreUnavailable", "UnknownTool"]
+import logging
+
+__all__ = ["StoreUnavailable", "UnknownTool", "store_unavailable"]
+
+log = logging.getLogger("toolq.store")
 
 
 class StoreUnavailable(Exception):
     """The shared store (Redis) could not be reached; the operation may succeed shortly."""
+
+
+def store_unavailable(what: str, error: BaseException) -> StoreUnavailable:
+    """The StoreUnavailable for a failed Redis command: it says what failed and how (the error's
+    class), never where Redis is or what it said; those go to the log, for the operator."""
+    log.debug("%s: %s", what, error, exc_info=error)
+    return StoreUnavailable(f"{what} (Redis) is unavailable ({type(error).__name__})")
 
 
 class UnknownTool(Exception):

@@ -22,7 +22,7 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.exceptions import RedisError
 
-from facade.errors import StoreUnavailable
+from facade.errors import StoreUnavailable, store_unavailable
 from workers import contract
 
 log = logging.getLogger("toolq.queue")
@@ -75,7 +75,7 @@ class QueueClient:
         try:
             await self.redis.publish(channel, payload)
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            raise store_unavailable("the queue", exc) from exc
 
     @property
     def pending(self) -> int:
@@ -131,7 +131,7 @@ class QueueClient:
             try:
                 await self._enqueue(queue, job_id, contract.job_function(tool), job, timeout)
             except (RedisError, OSError) as exc:
-                raise StoreUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
+                raise store_unavailable("the queue", exc) from exc
             waiter.enqueued = True
             return await self._wait(waiter, deadline, on_event)
         except TimeoutError:

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from facade.errors import StoreUnavailable
+from facade.errors import store_unavailable
 from facade.protocol.handshake import Session
 from workers import contract
 
@@ -60,7 +60,7 @@ class RedisSessionStore:
         try:
             raw = await self._redis.getex(contract.session_key(session_id), ex=self._ttl)
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"the session store (Redis) is unreachable: {exc}") from exc
+            raise store_unavailable("the session store", exc) from exc
         if raw is None:
             self._seen.pop(session_id, None)
             return None
@@ -87,7 +87,7 @@ class RedisSessionStore:
         try:
             return bool(await self._redis.delete(contract.session_key(session_id)))
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"the session store (Redis) is unreachable: {exc}") from exc
+            raise store_unavailable("the session store", exc) from exc
 
     async def _store(self, session: Session, *, created_at: float | None) -> None:
         record: dict[str, Any] = {
@@ -101,7 +101,7 @@ class RedisSessionStore:
         try:
             await self._redis.set(contract.session_key(session.id), contract.dumps(record), ex=self._ttl)
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"the session store (Redis) is unreachable: {exc}") from exc
+            raise store_unavailable("the session store", exc) from exc
 
     def _remember_valid(self, session: Session) -> None:
         self._seen[session.id] = (session, time.monotonic())

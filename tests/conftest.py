@@ -97,7 +97,7 @@ async def start_worker(fake_server: fakeredis.FakeServer) -> AsyncIterator[Start
 
 async def stop_worker(worker: ToolWorker) -> None:
     """Stop a worker the way SIGTERM does: leave the registry, then stop the loop."""
-    await worker._leave_registry()
+    await worker.leave()
 
 
 @pytest.fixture

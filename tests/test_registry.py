@@ -6,9 +6,11 @@ import asyncio
 import time
 
 import tools_for_tests as test_tools
-from conftest import stop_worker
+from conftest import FAST_FACADE, stop_worker
+from mcp_http import StatelessMcpHttp
+from real_processes import free_port
 
-from facade.app import CALLS
+from facade.app import connect_redis, create_app
 from workers import contract
 
 
@@ -51,7 +53,8 @@ async def test_a_worker_whose_heartbeat_lapsed_is_not_listed(make_facade, start_
     client = await make_facade()
     await client.initialize()
     assert "refuse" in await tool_names(client)
-    worker._background[1].cancel()  # stop its heartbeat, as a frozen process would
+    assert worker.heartbeat is not None
+    worker.heartbeat.cancel()  # as a frozen process's heartbeat stops
     await redis.zadd(contract.WORKERS_LIVE, {worker.settings.worker_id: int(time.time() * 1000) - 1})
     await asyncio.sleep(1.1)  # the catalog's cache lives one second
     assert "refuse" not in await tool_names(client)
@@ -81,16 +84,15 @@ async def test_the_registry_entry_describes_the_worker(start_worker, redis):
     assert await redis.sismember(contract.TOOLS_EVER_SERVED, "add")
 
 
-async def test_tools_list_without_redis_is_an_internal_error_not_a_crash(make_facade, start_worker):
-    await start_worker(["add"])
-    client = await make_facade()
-    await client.initialize()
-
-    async def unreachable(*_args, **_kwargs):
-        raise ConnectionError("Redis is down")
-
-    client.client.app[CALLS].catalog._load = unreachable  # as the catalog sees a dead Redis
-    client.client.app[CALLS].catalog.invalidate()
-    body = await client.rpc("tools/list")
-    assert body["error"]["code"] == -32603
+async def test_without_redis_tools_list_is_unavailable_and_says_not_where_redis_is(aiohttp_client):
+    unreachable = connect_redis(f"redis://127.0.0.1:{free_port()}/0")
+    app = create_app(FAST_FACADE, redis=unreachable)
+    client = StatelessMcpHttp(await aiohttp_client(app))
+    status, body, _ = await client.post(client.message("tools/list"))
+    assert (status, body["error"]["code"]) == (503, -32603)
     assert "Redis" in body["error"]["message"]
+    assert "127.0.0.1" not in body["error"]["message"]
+    response = await client.client.get("/readyz")
+    assert response.status == 503
+    assert "127.0.0.1" not in await response.text()
+    await unreachable.aclose()

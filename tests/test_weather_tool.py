@@ -190,7 +190,7 @@ async def test_offline_provider_is_sample_data_and_stays_offline(
     assert [first[key] for key in deterministic] == [again[key] for key in deterministic]
     assert [first[key] for key in deterministic] != [other[key] for key in deterministic]
     assert fake.count() == 0
-    assert http_session._shared.session is None
+    assert http_session.open_session() is None
 
 
 async def test_unknown_provider_lists_valid_values(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,13 +201,13 @@ async def test_unknown_provider_lists_valid_values(monkeypatch: pytest.MonkeyPat
 
 async def test_one_session_is_shared_and_closed(fake: FakeOpenMeteo) -> None:
     (await weather.invoke({"city": "Delhi"}))["structured"]
-    session = http_session._shared.session
+    session = http_session.open_session()
     assert session is not None
     (await weather.invoke({"city": "Tokyo"}))["structured"]
-    assert http_session._shared.session is session
+    assert http_session.open_session() is session
     await aclose_providers()
     assert session.closed
-    assert http_session._shared.session is None
+    assert http_session.open_session() is None
     await aclose_providers()  # idempotent
 
 

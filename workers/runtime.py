@@ -213,6 +213,8 @@ class ToolWorker(Worker):
         self._abort_hinted = False
         self._saturated = False
         self._background: list[asyncio.Task[None]] = []
+        #: The registry heartbeat (started by main): while it runs, the worker is listed as live.
+        self.heartbeat: asyncio.Task[None] | None = None
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -241,9 +243,10 @@ class ToolWorker(Worker):
             type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
         self.ctx["redis"] = self.pool
+        self.heartbeat = asyncio.create_task(self.registration.keep_alive(self.pool), name="toolq-heartbeat")
         self._background = [
             asyncio.create_task(self._listen_for_wakeups(), name="toolq-wake"),
-            asyncio.create_task(self.registration.keep_alive(self.pool), name="toolq-heartbeat"),
+            self.heartbeat,
             asyncio.create_task(self._renew_leases(), name="toolq-leases"),
         ]
         backoff = 0.1
@@ -380,7 +383,7 @@ class ToolWorker(Worker):
             self._job_completion_wait,
         )
         super().handle_sig_wait_for_completion(signum)
-        self.loop.create_task(self._leave_registry())
+        self.loop.create_task(self.leave())
 
     def handle_sig(self, signum: Any) -> None:
         # Without a drain period running jobs are cancelled now and go back to the queue.
@@ -388,9 +391,11 @@ class ToolWorker(Worker):
             "worker %s stopping: %d running job(s) handed back", self.settings.worker_id, len(self.job_tasks)
         )
         super().handle_sig(signum)
-        self.loop.create_task(self._leave_registry())
+        self.loop.create_task(self.leave())
 
-    async def _leave_registry(self) -> None:
+    async def leave(self) -> None:
+        """Leave the registry and stop the background tasks: what a stopping worker does first,
+        so that facades stop routing calls here."""
         for task in self._background:
             task.cancel()
         if self._pool is not None:
@@ -398,6 +403,6 @@ class ToolWorker(Worker):
                 await self.registration.leave(self.pool)
 
     async def _on_shutdown(self, ctx: dict[str, Any]) -> None:
-        await self._leave_registry()
+        await self.leave()
         if self._extra_shutdown is not None:
             await self._extra_shutdown(ctx)

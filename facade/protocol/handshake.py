@@ -220,9 +220,7 @@ class HandshakeEra:
         except JsonRpcError as exc:
             return exc.response()
         except StoreUnavailable as exc:
-            return error_response(
-                request.id, INTERNAL_ERROR, f"toolq cannot reach its store (Redis) right now: {exc}"
-            )
+            return error_response(request.id, INTERNAL_ERROR, f"toolq cannot serve this right now: {exc}")
         return result_response(request.id, result)
 
     async def _call(self, session: Session, request: Request, stream: RequestStream) -> dict[str, Any]:
@@ -295,6 +293,6 @@ def _malformed(message: str) -> Reply:
 
 def _store_unavailable(request_id: RequestId | None, exc: StoreUnavailable) -> Reply:
     return Reply(
-        error_response(request_id, INTERNAL_ERROR, f"Session store unavailable: {exc}"),
+        error_response(request_id, INTERNAL_ERROR, f"toolq cannot serve this right now: {exc}"),
         Problem.STORE_UNAVAILABLE,
     )

@@ -128,9 +128,7 @@ class StatelessEra:
             return _rejected(exc)
         except StoreUnavailable as exc:
             return Reply(
-                error_response(
-                    message.id, INTERNAL_ERROR, f"toolq cannot reach its store (Redis) right now: {exc}"
-                ),
+                error_response(message.id, INTERNAL_ERROR, f"toolq cannot serve this right now: {exc}"),
                 Problem.STORE_UNAVAILABLE,
             )
         except Exception as exc:

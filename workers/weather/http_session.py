@@ -29,6 +29,12 @@ def _shared_session() -> aiohttp.ClientSession:
     return _shared.session
 
 
+def open_session() -> aiohttp.ClientSession | None:
+    """The shared session if one is open now (None before the first lookup and after closing)."""
+    session = _shared.session
+    return session if session is not None and not session.closed else None
+
+
 async def aclose_providers() -> None:
     """Close the shared HTTP session, if one was opened; safe to call more than once."""
     session, _shared.session, _shared.loop = _shared.session, None, None
