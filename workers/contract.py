@@ -208,7 +208,8 @@ def _encode_default(value: Any) -> Any:
 
 def dumps(value: Any) -> bytes:
     """The serializer for every Redis hop (arq jobs, results, events, registry)."""
-    return json.dumps(value, default=_encode_default, separators=(",", ":")).encode()
+    # allow_nan=False: NaN and Infinity are not JSON; what cannot be said in JSON is an error here.
+    return json.dumps(value, default=_encode_default, separators=(",", ":"), allow_nan=False).encode()
 
 
 def loads(data: bytes | str) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import inspect
+import json
 import re
 import types
 from collections.abc import Awaitable, Callable
@@ -143,16 +144,25 @@ class ToolDefinition:
         return self.render(result)
 
     def render(self, result: Any) -> ToolOutput:
-        """A returned value as data and/or content blocks; ToolError if it is not what was declared."""
+        """A returned value as data and/or content blocks; ToolError if it is not what was declared,
+        or if it holds a number JSON cannot carry (infinity, NaN)."""
+        output: ToolOutput
         if self.result_kind == "data":
-            return {"structured": self._data(result)}
-        if self.result_kind == "content":
-            return {"content": self._content(result)}
-        if not isinstance(result, ToolResult):
+            output = {"structured": self._data(result)}
+        elif self.result_kind == "content":
+            output = {"content": self._content(result)}
+        elif not isinstance(result, ToolResult):
             raise ToolError(f"tool {self.name!r} must return a ToolResult, not {type(result).__name__}")
-        output: ToolOutput = {"content": self._content(result.content)}
-        if result.structured is not None or self.output_schema is not None:
-            output["structured"] = self._data(result.structured)
+        else:
+            output = {"content": self._content(result.content)}
+            if result.structured is not None or self.output_schema is not None:
+                output["structured"] = self._data(result.structured)
+        try:
+            json.dumps(output, allow_nan=False)
+        except ValueError as exc:
+            raise ToolError(
+                f"tool {self.name!r} returned a number that JSON cannot carry (infinity or NaN)"
+            ) from exc
         return output
 
     def _data(self, value: Any) -> Any:

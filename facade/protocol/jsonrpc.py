@@ -8,6 +8,7 @@ one could be read, so a client can match the error to its request.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,14 +68,26 @@ class Response:
 Message = Request | Notification | Response
 
 
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large for a double")
+    return value
+
+
 def decode(body: bytes) -> Any:
     """The JSON value of a request body; -32700 for anything that is not one.
 
-    Deep nesting (RecursionError) and integers too long to convert (ValueError) are parse
-    errors too, never a crash.
+    Deep nesting (RecursionError), integers too long to convert (ValueError), `NaN`/`Infinity`
+    (not JSON, though Python reads them) and numbers that overflow a double are parse errors
+    too, never a crash and never a non-finite number inside the server.
     """
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_not_a_number, parse_float=_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise JsonRpcError(PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc})") from exc
     except RecursionError as exc:
