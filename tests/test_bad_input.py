@@ -39,9 +39,11 @@ from workers.tools import discover
 async def test_a_number_json_cannot_carry_is_a_parse_error_in_both_formats(make_facade, number):
     client = await make_facade()
     await client.initialize()
-    seed = '{"tool": "add", "params": {"a": %s, "b": 1}}' % number
-    mcp = '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": %s, "b": 1}}}'
-    for body in (seed, mcp % number):
+    seed = {"tool": "add", "params": {"a": "NUMBER", "b": 1}}
+    mcp = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    mcp["params"] = {"name": "add", "arguments": {"a": "NUMBER", "b": 1}}
+    for template in (seed, mcp):
+        body = json.dumps(template).replace('"NUMBER"', number)
         status, answer, _ = await client.post(body)
         assert (status, answer["error"]["code"]) == (400, -32700), body
 
