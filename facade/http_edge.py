@@ -17,6 +17,7 @@ from facade.protocol.headers import RoutingHeaders
 from facade.protocol.jsonrpc import JsonRpcError
 from facade.protocol.versions import Era, era_of
 from facade.response_stream import SSE_HEADERS, ResponseStream, accepts, sse_event
+from facade.security import PRINCIPAL
 from facade.seed import answer_seed
 
 __all__ = ["McpEndpoint"]
@@ -53,7 +54,7 @@ class McpEndpoint:
         if request.method == "POST":
             return await self.post(request)
         if request.method == "DELETE" and era is Era.HANDSHAKE:
-            reply = await self.core.end_session(request.headers.get(SESSION_HEADER))
+            reply = await self.core.end_session(request.headers.get(SESSION_HEADER), request.get(PRINCIPAL))
             if reply.problem is None:
                 return web.Response(status=200)
             return web.json_response(reply.message, status=STATUS[reply.problem])
@@ -86,6 +87,7 @@ class McpEndpoint:
             payload=payload,
             headers=RoutingHeaders.from_pairs(request.headers.items()),
             session_id=request.headers.get(SESSION_HEADER),
+            principal=request.get(PRINCIPAL),
         )
         stream = ResponseStream(request, keepalive_seconds=self.keepalive_seconds)
         stream.start_keepalive()

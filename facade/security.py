@@ -9,12 +9,15 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from facade.settings import FacadeSettings, is_loopback
+from facade.settings import FacadeSettings, is_loopback, named_token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Paths that answer probes (load balancers, compose, Kubernetes) without credentials.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+#: Where the middleware leaves the principal of a request: the name of its token, or None
+#: when authentication is off.
+PRINCIPAL = web.RequestKey("principal", str)
 
 
 def _host_only(value: str) -> str:
@@ -26,7 +29,7 @@ def _host_only(value: str) -> str:
 
 class AccessPolicy:
     def __init__(self, settings: FacadeSettings):
-        self._tokens = tuple(token.encode() for token in settings.tokens)
+        self._tokens = tuple((name, secret.encode()) for name, secret in map(named_token, settings.tokens))
         self._origins = {origin.rstrip("/").lower() for origin in settings.allowed_origins}
         self._hosts = {host.lower() for host in settings.allowed_hosts}
         # Bound to loopback, only loopback names may appear in Host: that defeats DNS rebinding.
@@ -51,17 +54,23 @@ class AccessPolicy:
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
 
-    def token_ok(self, authorization: str | None) -> bool:
+    def authenticate(self, authorization: str | None) -> str | bool | None:
+        """The principal of a request: its token's name; None with authentication off; False
+        for a missing or wrong token."""
         if not self._tokens:
-            return True
+            return None
         if not authorization or authorization[:7].lower() != "bearer ":
             return False
         presented = authorization[7:].strip().encode()
         # Compare with every token, always: the time taken says nothing about which one matched.
-        matched = False
-        for token in self._tokens:
-            matched |= hmac.compare_digest(presented, token)
-        return matched
+        principal: str | bool = False
+        for name, secret in self._tokens:
+            if hmac.compare_digest(presented, secret):
+                principal = name
+        return principal
+
+    def token_ok(self, authorization: str | None) -> bool:
+        return self.authenticate(authorization) is not False
 
     @property
     def requires_token(self) -> bool:
@@ -78,7 +87,8 @@ def access_middleware(policy: AccessPolicy) -> Middleware:
         if not policy.origin_allowed(request.headers.get("Origin")):
             return web.json_response({"error": "Forbidden: Origin not allowed"}, status=403)
         authorization = request.headers.get("Authorization")
-        if not policy.token_ok(authorization):
+        principal = policy.authenticate(authorization)
+        if principal is False:
             challenge = 'Bearer realm="toolq"'
             if authorization:
                 challenge += ', error="invalid_token"'
@@ -87,6 +97,8 @@ def access_middleware(policy: AccessPolicy) -> Middleware:
                 status=401,
                 headers={"WWW-Authenticate": challenge},
             )
+        if isinstance(principal, str):
+            request[PRINCIPAL] = principal
         return await handler(request)
 
     return middleware

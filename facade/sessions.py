@@ -5,6 +5,7 @@ Any facade process can serve any session: nothing about a session lives only in 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -25,6 +26,12 @@ __all__ = ["SESSION_ID", "RedisSessionStore"]
 SESSION_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
 
 
+def _key(session_id: str) -> str:
+    """A session's Redis key names a digest of its id, never the id: whoever can list Redis's
+    keys learns no session id from them."""
+    return contract.session_key(hashlib.sha256(session_id.encode()).hexdigest())
+
+
 class RedisSessionStore:
     """Sessions in Redis, with a short local memory of the ones seen valid.
 
@@ -43,9 +50,15 @@ class RedisSessionStore:
         self._seen: OrderedDict[str, tuple[Session, float]] = OrderedDict()
 
     async def create(
-        self, protocol_version: str, client_info: dict[str, Any], client_capabilities: dict[str, Any]
+        self,
+        protocol_version: str,
+        client_info: dict[str, Any],
+        client_capabilities: dict[str, Any],
+        principal: str | None,
     ) -> Session:
-        session = Session(secrets.token_urlsafe(32), protocol_version, client_info, client_capabilities)
+        session = Session(
+            secrets.token_urlsafe(32), protocol_version, client_info, client_capabilities, principal=principal
+        )
         await self._store(session, created_at=time.time())
         self._remember_valid(session)
         return session
@@ -58,7 +71,7 @@ class RedisSessionStore:
         if not SESSION_ID.match(session_id):
             return None
         try:
-            raw = await self._redis.getex(contract.session_key(session_id), ex=self._ttl)
+            raw = await self._redis.getex(_key(session_id), ex=self._ttl)
         except (RedisError, OSError) as exc:
             raise store_unavailable("the session store", exc) from exc
         if raw is None:
@@ -71,6 +84,7 @@ class RedisSessionStore:
             record.get("client_info") or {},
             record.get("client_capabilities") or {},
             log_level=record.get("log_level"),
+            principal=record.get("principal"),
         )
         self._remember_valid(session)
         return session
@@ -85,7 +99,7 @@ class RedisSessionStore:
         if not SESSION_ID.match(session_id):
             return False
         try:
-            return bool(await self._redis.delete(contract.session_key(session_id)))
+            return bool(await self._redis.delete(_key(session_id)))
         except (RedisError, OSError) as exc:
             raise store_unavailable("the session store", exc) from exc
 
@@ -95,11 +109,12 @@ class RedisSessionStore:
             "client_info": session.client_info,
             "client_capabilities": session.client_capabilities,
             "log_level": session.log_level,
+            "principal": session.principal,
         }
         if created_at is not None:
             record["created_at"] = created_at
         try:
-            await self._redis.set(contract.session_key(session.id), contract.dumps(record), ex=self._ttl)
+            await self._redis.set(_key(session.id), contract.dumps(record), ex=self._ttl)
         except (RedisError, OSError) as exc:
             raise store_unavailable("the session store", exc) from exc
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +24,19 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+_TOKEN_NAME = re.compile(r"^([A-Za-z0-9_.-]{1,64}):(.+)$")
+
+
+def named_token(entry: str) -> tuple[str, str]:
+    """A TOOLQ_TOKENS entry as (principal name, secret): `alice:SECRET` names its principal;
+    a bare `SECRET` is named after a digest of itself, so the name stays the same across restarts
+    and says nothing of the secret."""
+    match = _TOKEN_NAME.match(entry)
+    if match:
+        return match[1], match[2]
+    return "token-" + hashlib.sha256(entry.encode()).hexdigest()[:12], entry
+
+
 @lru_cache(maxsize=1024)
 def is_loopback(host: str) -> bool:
     if host in ("localhost",):
@@ -37,7 +52,8 @@ class FacadeSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     redis_url: str = DEFAULT_REDIS_URL
-    #: Bearer tokens accepted on /mcp; empty means no authentication.
+    #: Bearer tokens accepted on /mcp, each `name:secret` or a bare secret; empty means no
+    #: authentication. The name is the principal: what a token's sessions belong to.
     tokens: tuple[str, ...] = ()
     #: Listening beyond loopback without tokens is refused unless this is set.
     allow_unauthenticated: bool = False

@@ -80,10 +80,16 @@ class MemorySessions:
         self.down = False
 
     async def create(
-        self, protocol_version: str, client_info: dict[str, Any], client_capabilities: dict[str, Any]
+        self,
+        protocol_version: str,
+        client_info: dict[str, Any],
+        client_capabilities: dict[str, Any],
+        principal: str | None,
     ) -> Session:
         self._check()
-        session = Session(secrets.token_urlsafe(16), protocol_version, client_info, client_capabilities)
+        session = Session(
+            secrets.token_urlsafe(16), protocol_version, client_info, client_capabilities, principal=principal
+        )
         self.sessions[session.id] = session
         return session
 

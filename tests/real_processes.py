@@ -75,9 +75,15 @@ class RedisServer:
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
+    #: How clients reach it: set `userinfo` ("user:password@") for a server that wants a
+    #: password, `scheme` "rediss" and `query` ("?ssl_ca_certs=...") for one that speaks TLS.
+    scheme = "redis"
+    userinfo = ""
+    query = ""
+
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{self.scheme}://{self.userinfo}127.0.0.1:{self.port}/0{self.query}"
 
     def start(self) -> None:
         self.process = subprocess.Popen(

@@ -207,10 +207,18 @@ async def test_an_accept_header_without_json_or_sse_is_406(mcp: McpHttp):
 async def test_sessions_slide_their_ttl_in_redis(make_facade, redis):
     mcp = await make_facade(session_recheck_seconds=0)
     await mcp.initialize()
-    key = f"toolq:session:{mcp.session_id}"
+    (key,) = await redis.keys("toolq:session:*")
     await redis.expire(key, 5)
     await mcp.rpc("ping")
     assert await redis.ttl(key) > 3000
+
+
+async def test_redis_keys_do_not_give_session_ids_away(make_facade, redis):
+    mcp = await make_facade()
+    await mcp.initialize()
+    keys = [key.decode() for key in await redis.keys("*")]
+    assert not [key for key in keys if mcp.session_id in key]
+    assert any(key.startswith("toolq:session:") for key in keys)
 
 
 async def test_any_facade_process_serves_any_session(make_facade, start_worker):

@@ -8,7 +8,7 @@ import sys
 from mcp_http import McpHttp
 
 from facade.security import AccessPolicy
-from facade.settings import FacadeSettings
+from facade.settings import FacadeSettings, named_token
 
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 
@@ -92,3 +92,40 @@ def test_the_facade_process_refuses_to_expose_itself():
     )
     assert done.returncode == 2
     assert "TOOLQ_TOKENS" in done.stderr
+
+
+async def test_a_session_belongs_to_the_token_that_opened_it(make_facade, start_worker):
+    await start_worker(["add"])
+    client = await make_facade(tokens=("alice:alpha-secret", "bob:beta-secret"))
+    alice = {"Authorization": "Bearer alpha-secret"}
+    bob = {"Authorization": "Bearer beta-secret"}
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25"},
+    }
+    status, _, headers = await client.post(initialize, session=False, headers=alice)
+    assert status == 200
+    session = {"Mcp-Session-Id": headers["Mcp-Session-Id"], "MCP-Protocol-Version": "2025-11-25"}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "add", "arguments": {"a": 1, "b": 1}},
+    }
+    status, body, _ = await client.post(call, session=False, headers={**session, **bob})
+    assert (status, body["error"]["code"]) == (404, -32001)  # as if it did not exist
+    response = await client.client.delete("/mcp", headers={**session, **bob})
+    assert response.status == 404  # nor can another token end it
+    status, body, _ = await client.post(call, session=False, headers={**session, **alice})
+    assert (status, body["result"]["structuredContent"]["sum"]) == (200, 2)
+
+
+def test_tokens_are_named_or_named_after_their_digest():
+    assert named_token("alice:s3cret") == ("alice", "s3cret")
+    name, secret = named_token("s3cret")
+    assert secret == "s3cret"
+    assert name.startswith("token-") and "s3cret" not in name
+    assert named_token("s3cret") == (name, secret)  # the same name after a restart
+    assert named_token("a b:c") == (named_token("a b:c")[0], "a b:c")  # not a name: all of it is the secret

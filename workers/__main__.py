@@ -9,12 +9,12 @@ import sys
 import time
 from typing import Any
 
-from arq.connections import RedisSettings, create_pool
+from arq.connections import create_pool
 
 from workers import contract
 from workers.event_loop import use_fast_event_loop
 from workers.runtime import ToolWorker
-from workers.settings import WorkerSettings, parse_args
+from workers.settings import WorkerSettings, parse_args, redis_settings
 from workers.tools import discover, select
 from workers.weather import aclose_providers
 
@@ -25,7 +25,7 @@ async def check_alive(settings: WorkerSettings, pool: str) -> bool:
     A worker renews its registry entry every few seconds from its event loop, so a worker whose
     loop is stuck, or that lost Redis, drops out within WORKER_TTL_SECONDS.
     """
-    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url), retry=0)
+    redis = await create_pool(redis_settings(settings.redis_url), retry=0)
     try:
         now_ms = int(time.time() * 1000)
         ids = await redis.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")

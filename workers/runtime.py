@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from workers import contract
 from workers.definition import ToolContext, ToolDefinition, ToolError
 from workers.registry import Registration
-from workers.settings import WorkerSettings
+from workers.settings import WorkerSettings, redis_settings
 
 log = logging.getLogger("toolq.worker")
 loop_time = time.monotonic
@@ -193,7 +193,7 @@ class ToolWorker(Worker):
             functions=[job_for(d, settings.worker_id) for d in definitions],
             queue_name=queue,
             redis_pool=redis_pool,
-            redis_settings=None if redis_pool else RedisSettings.from_dsn(settings.redis_url),
+            redis_settings=None if redis_pool else redis_settings(settings.redis_url),
             max_jobs=settings.concurrency,
             poll_delay=settings.idle_poll_seconds,
             health_check_interval=settings.health_check_seconds,

@@ -5,9 +5,27 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from arq.connections import RedisSettings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: TLS options a `rediss://` URL may carry in its query, as redis-py reads them for the facade.
+_TLS_OPTIONS = ("ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname")
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq's settings for a Redis URL: user, password and database as arq reads them, plus the
+    TLS options of a `rediss://` URL's query (`?ssl_ca_certs=/path/ca.pem`), which arq's own
+    from_dsn drops, so that workers and facade connect to the same Redis the same way."""
+    settings = RedisSettings.from_dsn(url)
+    query = parse_qs(urlsplit(url).query)
+    tls: dict[str, Any] = {name: query[name][0] for name in _TLS_OPTIONS if name in query}
+    if "ssl_check_hostname" in tls:
+        tls["ssl_check_hostname"] = tls["ssl_check_hostname"].lower() in ("1", "true", "yes")
+    return replace(settings, **tls)
 
 
 def _env_float(name: str, default: float) -> float:

@@ -12,6 +12,8 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
 
+from facade.settings import named_token
+
 PROTOCOL_VERSION = "2025-11-25"
 #: The first line printed once everything answers; tests and scripts wait for it.
 READY_LINE = "toolq is ready"
@@ -88,8 +90,9 @@ PROBE_ERRORS = (OSError, http.client.HTTPException, ValueError, AttributeError)
 
 
 def first_token() -> str | None:
+    """The secret of the first of TOOLQ_TOKENS (whose entries may be `name:secret`)."""
     tokens = [t.strip() for t in os.environ.get("TOOLQ_TOKENS", "").split(",") if t.strip()]
-    return tokens[0] if tokens else None
+    return named_token(tokens[0])[1] if tokens else None
 
 
 def ready_banner(mcp_url: str, tools: list[str], workers: int, authenticated: bool) -> str:

@@ -48,6 +48,6 @@ class McpCore:
             return await self.stateless.handle(inbound, stream)
         return await self.handshake.handle(inbound, stream)
 
-    async def end_session(self, session_id: str | None) -> Reply:
+    async def end_session(self, session_id: str | None, principal: str | None = None) -> Reply:
         """A handshake-era client ends its session (HTTP DELETE)."""
-        return await self.handshake.end_session(session_id)
+        return await self.handshake.end_session(session_id, principal)

@@ -23,6 +23,8 @@ class Inbound:
     headers: RoutingHeaders
     #: The handshake era's `Mcp-Session-Id`, if sent.
     session_id: str | None = None
+    #: Who is asking: the name of the request's bearer token; None with authentication off.
+    principal: str | None = None
 
 
 class Problem(Enum):

@@ -59,13 +59,19 @@ class Session:
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     #: Set by `logging/setLevel`; None until then.
     log_level: str | None = None
+    #: The principal that opened it (its token's name): no other may use or end it.
+    principal: str | None = None
 
 
 class SessionStore(Protocol):
     """Where sessions live; every method raises StoreUnavailable when the store is unreachable."""
 
     async def create(
-        self, protocol_version: str, client_info: dict[str, Any], client_capabilities: dict[str, Any]
+        self,
+        protocol_version: str,
+        client_info: dict[str, Any],
+        client_capabilities: dict[str, Any],
+        principal: str | None,
     ) -> Session: ...
 
     async def get(self, session_id: str) -> Session | None: ...
@@ -115,8 +121,8 @@ class HandshakeEra:
         except JsonRpcError as exc:
             return Reply(exc.response(), Problem.MALFORMED)
         if isinstance(message, Request) and message.method == "initialize":
-            return await self._initialize(message)
-        found = await self._session(inbound.session_id, _request_id(inbound.payload))
+            return await self._initialize(message, inbound.principal)
+        found = await self._session(inbound.session_id, _request_id(inbound.payload), inbound.principal)
         if isinstance(found, Reply):
             return found
         if isinstance(message, Request):
@@ -124,29 +130,25 @@ class HandshakeEra:
         self._accept(found, message)
         return ACCEPTED
 
-    async def end_session(self, session_id: str | None) -> Reply:
+    async def end_session(self, session_id: str | None, principal: str | None = None) -> Reply:
         """DELETE: forget the session and stop its requests; a plain success has no message."""
-        if not session_id:
-            return Reply(
-                error_response(
-                    None, INVALID_REQUEST, f"Bad Request: the {SESSION_HEADER} header is required"
-                ),
-                Problem.SESSION_REQUIRED,
-            )
+        found = await self._session(session_id, None, principal)
+        if isinstance(found, Reply):
+            return found
         try:
-            deleted = await self.sessions.delete(session_id)
+            deleted = await self.sessions.delete(found.id)
         except StoreUnavailable as exc:
             return _store_unavailable(None, exc)
         if not deleted:
             return Reply(
                 error_response(None, SESSION_NOT_FOUND, "Session not found"), Problem.SESSION_NOT_FOUND
             )
-        self.inflight.cancel_session(session_id)
+        self.inflight.cancel_session(found.id)
         return ACCEPTED
 
     # --- parts ----------------------------------------------------------------------------------
 
-    async def _initialize(self, request: Request) -> Reply:
+    async def _initialize(self, request: Request, principal: str | None) -> Reply:
         version = negotiate(request.params.get("protocolVersion"))
         client_info = request.params.get("clientInfo")
         capabilities = request.params.get("capabilities")
@@ -155,13 +157,18 @@ class HandshakeEra:
                 version,
                 client_info if isinstance(client_info, dict) else {},
                 capabilities if isinstance(capabilities, dict) else {},
+                principal,
             )
         except StoreUnavailable as exc:
             return _store_unavailable(request.id, exc)
         result = initialize_result(version, self.identity)
         return Reply(result_response(request.id, result), session_id=session.id)
 
-    async def _session(self, session_id: str | None, request_id: RequestId | None) -> Session | Reply:
+    async def _session(
+        self, session_id: str | None, request_id: RequestId | None, principal: str | None
+    ) -> Session | Reply:
+        """The live session of this principal; a session of another principal is as good as
+        unknown (404), so an id that leaked is of no use with another token."""
         if not session_id:
             return Reply(
                 error_response(
@@ -175,7 +182,7 @@ class HandshakeEra:
             session = await self.sessions.get(session_id)
         except StoreUnavailable as exc:
             return _store_unavailable(request_id, exc)
-        if session is None:
+        if session is None or session.principal != principal:
             return Reply(
                 error_response(request_id, SESSION_NOT_FOUND, "Session not found: initialize a new session"),
                 Problem.SESSION_NOT_FOUND,
@@ -252,7 +259,7 @@ class HandshakeEra:
 
     async def _batch(self, inbound: Inbound, stream: RequestStream) -> Reply:
         """A JSON-RPC batch, which only 2025-03-26 allowed: answered as one array of responses."""
-        found = await self._session(inbound.session_id, None)
+        found = await self._session(inbound.session_id, None, inbound.principal)
         if isinstance(found, Reply):
             return found
         if found.protocol_version not in BATCH_VERSIONS:
