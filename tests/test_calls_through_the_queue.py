@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import time
 from collections.abc import Callable
 
@@ -276,3 +278,45 @@ async def test_a_cancellation_with_a_malformed_request_id_is_ignored(mcp: McpHtt
         cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
         assert (await mcp.post(cancel))[0] == 202
     assert (await mcp.rpc("ping"))["result"] == {}
+
+
+async def test_a_plain_def_tool_past_its_timeout_is_ended_and_its_slot_comes_back(
+    make_facade, start_worker, tmp_path
+):
+    await start_worker([test_tools.stuck, test_tools.doubled])
+    client = await make_facade()
+    await client.initialize()
+    markers = [tmp_path / f"stuck-{i}.pid" for i in range(8)]
+    stuck = await asyncio.gather(*(client.call("stuck", {"seconds": 30, "marker": str(m)}) for m in markers))
+    assert all("did not finish within its 0.3 s timeout" in r["content"][0]["text"] for r in stuck)
+    # More overrunning calls than the worker has processes or threads, and still it serves.
+    quick = await asyncio.wait_for(asyncio.gather(*(client.call("doubled", {"n": i}) for i in range(8))), 5)
+    assert all(r["isError"] is False for r in quick)
+    pids = {int(m.read_text()) for m in markers if m.exists()}
+    assert pids, "no stuck call ever started"
+    deadline = time.monotonic() + 3
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a timed-out plain-def tool is still running"
+        await asyncio.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False  # it ended; only its exit status was left to collect
+    return True
+
+
+async def test_system_exit_from_a_tool_is_its_failure_not_the_worker_s_end(make_facade, start_worker):
+    await start_worker([test_tools.quits, test_tools.quits_async, "add"])
+    client = await make_facade()
+    await client.initialize()
+    for name in ("quits", "quits_async"):
+        result = await client.call(name)
+        assert result["isError"] is True, result
+        assert f"Tool {name!r}" in result["content"][0]["text"]
+    assert (await client.call("add", {"a": 2, "b": 2}))["structuredContent"]["sum"] == 4

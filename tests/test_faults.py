@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import aiohttp
 import pytest
 import redis as redis_sync
-from real_processes import running_stack, wait_until
+from real_processes import ROOT, running_stack, wait_until
 from redis.exceptions import OutOfMemoryError
 
 pytestmark = pytest.mark.redis_server
@@ -53,3 +54,32 @@ async def test_a_full_redis_refusing_writes_does_not_kill_the_worker(tmp_path: P
         await asyncio.to_thread(wait_until, serves_again, 10, "the worker to serve again")
         assert (await seed_post(url, "add", {"a": 20, "b": 22}))[1]["result"]["sum"] == 42
         assert "maxmemory" in worker.output()  # it did meet the refusals, and went on
+
+
+async def test_a_worker_process_ends_overrunning_plain_def_tools_and_stops_cleanly(tmp_path: Path):
+    python_path = str(ROOT / "tests")
+    with running_stack(tmp_path) as stack:
+        _, url = stack.facade()
+        worker = stack.worker(
+            "sync-1", "--tools", "stuck,doubled", "--tool-modules", "tools_for_tests", PYTHONPATH=python_path
+        )
+        await asyncio.to_thread(stack.wait_for_workers, "sync-1")
+        markers = [tmp_path / f"stuck-{i}.pid" for i in range(4)]
+        calls = [seed_post(url, "stuck", {"seconds": 30, "marker": str(marker)}) for marker in markers]
+        answers = await asyncio.gather(*calls)
+        assert all(status == 504 or "timeout" in body["error"] for status, body in answers), answers
+        assert (await seed_post(url, "doubled", {"n": 2}))[1]["result"] == {"done": True}
+        pids = [int(marker.read_text()) for marker in markers if marker.exists()]
+        assert pids
+        await asyncio.to_thread(
+            wait_until, lambda: not any(pid_alive(p) for p in pids), 5, "the stuck children to end"
+        )
+        assert worker.terminate() == 0, worker.output()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -7,6 +7,7 @@ Served in-process by the fast suite, and by worker processes with `python -m wor
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -62,6 +63,32 @@ async def steps(count: int, ctx: ToolContext) -> Done:
         await ctx.report_progress(step, count, f"step {step}")
         await asyncio.sleep(0.01)
     return Done(done=True)
+
+
+@tool(timeout=0.3)
+def stuck(seconds: float, marker: str) -> Slept:
+    """A plain function that overruns its 0.3 s timeout; it leaves the pid running it in `marker`."""
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return Slept(slept=seconds)
+
+
+@tool
+def doubled(n: int) -> Done:
+    """A quick plain function."""
+    return Done(done=n * 2 > n)
+
+
+@tool
+def quits() -> Done:
+    """A plain function that raises SystemExit."""
+    raise SystemExit(3)
+
+
+@tool
+async def quits_async() -> Done:
+    """An async tool that raises SystemExit."""
+    raise SystemExit(4)
 
 
 #: How many times `counted` ran for each key: a job must run exactly once.

@@ -45,6 +45,8 @@ class ToolError(Exception):
 
 
 ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
+#: Runs a plain-`def` tool's function with its validated arguments, off the event loop.
+SyncRunner = Callable[["ToolDefinition", dict[str, Any]], Awaitable[Any]]
 LogWriter = Callable[[str, Any, str | None], Awaitable[None]]
 
 
@@ -130,16 +132,32 @@ class ToolDefinition:
     def validate_arguments(self, arguments: dict[str, Any]) -> BaseModel:
         return self.arguments_model.model_validate(arguments)
 
-    async def invoke(self, arguments: dict[str, Any], context: ToolContext | None = None) -> ToolOutput:
-        """Validate, run and serialize; raises ValidationError, ToolError or whatever the tool raises."""
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    async def invoke(
+        self,
+        arguments: dict[str, Any],
+        context: ToolContext | None = None,
+        *,
+        run_sync: SyncRunner | None = None,
+    ) -> ToolOutput:
+        """Validate, run and serialize; raises ValidationError, ToolError or whatever the tool raises.
+
+        A plain function may block (CPU or sync I/O), so it never runs on the event loop:
+        `run_sync` runs it (the worker's pool of child processes, where a timeout can end it);
+        without one, a thread.
+        """
         validated = self.validate_arguments(arguments)
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         if self.context_parameter:
             kwargs[self.context_parameter] = context or ToolContext()
-        if inspect.iscoroutinefunction(self.fn):
+        if self.is_async:
             result = await self.fn(**kwargs)
+        elif run_sync is not None:
+            result = await run_sync(self, kwargs)
         else:
-            # A plain function may block (CPU or sync I/O): keep the worker's event loop free.
             result = await asyncio.to_thread(self.fn, **kwargs)
         return self.render(result)
 
@@ -314,6 +332,11 @@ def _define(
         if annotation is None:
             raise TypeError(f"tool {tool_name!r}: parameter {parameter.name!r} needs a type annotation")
         if annotation is ToolContext:
+            if not inspect.iscoroutinefunction(fn):
+                raise TypeError(
+                    f"tool {tool_name!r}: a ToolContext's methods are async; make the tool `async def` "
+                    "to report progress or log"
+                )
             context_parameter = parameter.name
             continue
         default = ... if parameter.default is parameter.empty else parameter.default

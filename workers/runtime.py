@@ -29,9 +29,10 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from workers import contract
-from workers.definition import ToolContext, ToolDefinition, ToolError
+from workers.definition import SyncRunner, ToolContext, ToolDefinition, ToolError
 from workers.registry import Registration
 from workers.settings import WorkerSettings, redis_settings
+from workers.sync_tools import SyncToolRunner, ToolProcessDied
 
 log = logging.getLogger("toolq.worker")
 loop_time = time.monotonic
@@ -69,12 +70,13 @@ async def run_tool(
     arguments: dict[str, Any],
     context: ToolContext,
     worker_id: str,
+    run_sync: SyncRunner | None = None,
 ) -> contract.CallResult:
     """Run one call to completion; every outcome but cancellation becomes a CallResult."""
     started = time.perf_counter()
     try:
         async with asyncio.timeout(definition.timeout) as deadline:
-            output = await definition.invoke(arguments, context)
+            output = await definition.invoke(arguments, context, run_sync=run_sync)
     except ValidationError as exc:
         return failure(
             "invalid_arguments", describe_validation_error(definition.name, exc), worker_id, started
@@ -93,7 +95,16 @@ async def run_tool(
             worker_id,
             started,
         )
-    except Exception as exc:
+    except ToolProcessDied as exc:
+        log.warning("the process running tool %s died: %s", definition.name, exc)
+        return failure(
+            "tool_error",
+            f"Tool {definition.name!r} ended the process running it ({exc}) before it answered.",
+            worker_id,
+            started,
+        )
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        # SystemExit and KeyboardInterrupt from a tool are its failure, never the worker's end.
         log.exception("tool %s crashed", definition.name)
         return failure(
             "tool_error",
@@ -123,7 +134,7 @@ async def push_event(
         log.warning("could not push event for job %s", job_id, exc_info=True)
 
 
-def job_for(definition: ToolDefinition, worker_id: str) -> Function:
+def job_for(definition: ToolDefinition, worker_id: str, run_sync: SyncRunner | None = None) -> Function:
     """The arq function that runs `definition` for one job and pushes the result."""
 
     async def run(ctx: dict[str, Any], call: contract.JobArguments) -> contract.CallResult:
@@ -151,7 +162,7 @@ def job_for(definition: ToolDefinition, worker_id: str) -> Function:
             await push_event(redis, job_id, event)
 
         context = ToolContext(report, write_log)
-        result = await run_tool(definition, call.get("arguments") or {}, context, worker_id)
+        result = await run_tool(definition, call.get("arguments") or {}, context, worker_id, run_sync)
         await push_event(redis, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
         return result
 
@@ -189,8 +200,9 @@ class ToolWorker(Worker):
             pid=os.getpid(),
         )
         self._extra_shutdown = on_shutdown
+        self.sync_runner = SyncToolRunner(settings.sync_processes)
         super().__init__(
-            functions=[job_for(d, settings.worker_id) for d in definitions],
+            functions=[job_for(d, settings.worker_id, self.sync_runner.run) for d in definitions],
             queue_name=queue,
             redis_pool=redis_pool,
             redis_settings=None if redis_pool else redis_settings(settings.redis_url),
@@ -404,5 +416,6 @@ class ToolWorker(Worker):
 
     async def _on_shutdown(self, ctx: dict[str, Any]) -> None:
         await self.leave()
+        self.sync_runner.close()
         if self._extra_shutdown is not None:
             await self._extra_shutdown(ctx)

@@ -49,6 +49,9 @@ class WorkerSettings:
     pool: str | None = None
     #: Jobs this process runs at once (arq's max_jobs).
     concurrency: int = 50
+    #: Child processes that run plain-`def` tools (where a timeout can end them); calls beyond
+    #: this many wait for one, within their timeout.
+    sync_processes: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
     #: Seconds a SIGTERM waits for running jobs before handing them back to the queue.
     drain_seconds: float = 30.0
     #: Seconds between safety-net polls of the queue; jobs normally arrive by wake-up.
@@ -74,6 +77,7 @@ class WorkerSettings:
             tool_modules=_names(os.environ.get("TOOLQ_TOOL_MODULES")) or (),
             pool=os.environ.get("TOOLQ_POOL") or None,
             concurrency=int(os.environ.get("TOOLQ_CONCURRENCY", "50")),
+            sync_processes=int(os.environ.get("TOOLQ_SYNC_PROCESSES") or max(2, os.cpu_count() or 2)),
             drain_seconds=_env_float("TOOLQ_DRAIN_SECONDS", 30.0),
             idle_poll_seconds=_env_float("TOOLQ_IDLE_POLL_SECONDS", 2.0),
             health_check_seconds=_env_float("TOOLQ_HEALTH_CHECK_SECONDS", 10.0),
@@ -125,6 +129,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
         tool_modules=(_names(args.tool_modules) or ()) if args.tool_modules else base.tool_modules,
         pool=args.pool or base.pool,
         concurrency=args.concurrency if args.concurrency is not None else base.concurrency,
+        sync_processes=base.sync_processes,
         drain_seconds=args.drain_seconds if args.drain_seconds is not None else base.drain_seconds,
         idle_poll_seconds=base.idle_poll_seconds,
         health_check_seconds=base.health_check_seconds,
@@ -134,6 +139,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
     )
     if settings.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if settings.sync_processes < 1:
+        parser.error("TOOLQ_SYNC_PROCESSES must be at least 1")
     if settings.lease_seconds < 1:
         parser.error("TOOLQ_JOB_LEASE_SECONDS must be at least 1")
     if settings.drain_seconds < 0:
