@@ -59,7 +59,10 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
         catalog, queue, max_call_seconds=settings.max_call_seconds, grace_seconds=settings.call_grace_seconds
     )
     sessions = RedisSessionStore(
-        client, settings.session_ttl_seconds, recheck_seconds=settings.session_recheck_seconds
+        client,
+        settings.session_ttl_seconds,
+        recheck_seconds=settings.session_recheck_seconds,
+        per_principal=settings.max_sessions_per_principal,
     )
     core = McpCore(
         calls,

@@ -133,7 +133,7 @@ class QueueClient:
             except (RedisError, OSError) as exc:
                 raise store_unavailable("the queue", exc) from exc
             waiter.enqueued = True
-            return await self._wait(waiter, deadline, on_event)
+            return await self._wait(job_id, waiter, deadline, on_event)
         except TimeoutError:
             self._abort_soon(queue, job_id)
             raise CallTimedOut(f"no result within {timeout:g} s") from None
@@ -147,16 +147,22 @@ class QueueClient:
         finally:
             self._waiters.pop(job_id, None)
 
-    @staticmethod
-    async def _wait(waiter: _Waiter, deadline: float, on_event: EventCallback | None) -> contract.CallResult:
+    async def _wait(
+        self, job_id: str, waiter: _Waiter, deadline: float, on_event: EventCallback | None
+    ) -> contract.CallResult:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             event = await asyncio.wait_for(waiter.events.get(), remaining)
             if event["type"] == "done":
-                result: contract.CallResult = event["result"]
-                return result
+                if "result" in event:
+                    result: contract.CallResult = event["result"]
+                    return result
+                stored = await self._stored_result(job_id)
+                if stored is not None:
+                    return stored
+                continue  # announced but not readable now: the sweep reads it later
             if on_event is not None:
                 await on_event(event)  # type: ignore[arg-type]
 
@@ -177,6 +183,15 @@ class QueueClient:
             pipe.zadd(queue, {job_id: now_ms})
             pipe.publish(contract.wake_channel(queue), contract.wake_message(job_id))
             await pipe.execute()
+
+    async def _stored_result(self, job_id: str) -> contract.CallResult | None:
+        """A result announced without its data (too large to push): read from arq's result key."""
+        try:
+            raw = await self.redis.get(contract.result_key(job_id))
+        except (RedisError, OSError) as exc:
+            log.debug("could not read the result of %s: %s", job_id, exc)
+            return None
+        return contract.call_result_from_arq_record(raw) if raw is not None else None
 
     # --- abort ------------------------------------------------------------------------------
 

@@ -26,10 +26,38 @@ __all__ = ["SESSION_ID", "RedisSessionStore"]
 SESSION_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
 
 
+#: What a session keeps of a client's self-description: a few short strings, a few names.
+MAX_TEXT = 200
+MAX_NAMES = 32
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 def _key(session_id: str) -> str:
     """A session's Redis key names a digest of its id, never the id: whoever can list Redis's
     keys learns no session id from them."""
-    return contract.session_key(hashlib.sha256(session_id.encode()).hexdigest())
+    return contract.session_key(_digest(session_id))
+
+
+def bounded_client_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The client's name, title and version, cut short: never a client's megabyte."""
+    return {
+        key: info[key][:MAX_TEXT] for key in ("name", "title", "version") if isinstance(info.get(key), str)
+    }
+
+
+def bounded_capabilities(capabilities: dict[str, Any]) -> dict[str, Any]:
+    """The names of the declared capabilities (and extensions): what the missing-capability
+    check reads, and nothing a client could grow."""
+    names = [name for name in capabilities if isinstance(name, str) and len(name) <= MAX_TEXT][:MAX_NAMES]
+    kept: dict[str, Any] = {name: {} for name in names}
+    extensions = capabilities.get("extensions")
+    if "extensions" in kept and isinstance(extensions, dict):
+        ext = [name for name in extensions if isinstance(name, str) and len(name) <= MAX_TEXT][:MAX_NAMES]
+        kept["extensions"] = {name: {} for name in ext}
+    return kept
 
 
 class RedisSessionStore:
@@ -38,15 +66,26 @@ class RedisSessionStore:
     A request whose session this process confirmed less than `recheck_seconds` ago skips the
     round trip to Redis; a session ended (or a log level set) through another facade process
     therefore shows here within that long. Every Redis failure is StoreUnavailable.
+
+    Bounded: a session keeps a few short strings of what the client said about itself, and a
+    principal keeps at most `per_principal` sessions (opening one more ends its least recently
+    used). Each principal's sessions are indexed by last use in a sorted set.
     """
 
     def __init__(
-        self, redis: Redis, ttl_seconds: int, *, recheck_seconds: float = 1.0, remember: int = 10_000
+        self,
+        redis: Redis,
+        ttl_seconds: int,
+        *,
+        recheck_seconds: float = 1.0,
+        remember: int = 10_000,
+        per_principal: int = 10_000,
     ):
         self._redis = redis
         self._ttl = ttl_seconds
         self._recheck = recheck_seconds
         self._remember = remember
+        self._per_principal = per_principal
         self._seen: OrderedDict[str, tuple[Session, float]] = OrderedDict()
 
     async def create(
@@ -57,11 +96,33 @@ class RedisSessionStore:
         principal: str | None,
     ) -> Session:
         session = Session(
-            secrets.token_urlsafe(32), protocol_version, client_info, client_capabilities, principal=principal
+            secrets.token_urlsafe(32),
+            protocol_version,
+            bounded_client_info(client_info),
+            bounded_capabilities(client_capabilities),
+            principal=principal,
         )
-        await self._store(session, created_at=time.time())
+        index = contract.session_index_key(principal)
+        now_ms = int(time.time() * 1000)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(_key(session.id), contract.dumps(self._record(session)), ex=self._ttl)
+                pipe.zadd(index, {_digest(session.id): now_ms})
+                pipe.zremrangebyscore(index, "-inf", now_ms - self._ttl * 1000)
+                pipe.expire(index, self._ttl)
+                pipe.zcard(index)
+                *_, count = await pipe.execute()
+            if count > self._per_principal:
+                await self._end_least_recent(index, count - self._per_principal)
+        except (RedisError, OSError) as exc:
+            raise store_unavailable("the session store", exc) from exc
         self._remember_valid(session)
         return session
+
+    async def _end_least_recent(self, index: str, count: int) -> None:
+        oldest = await self._redis.zpopmin(index, count)
+        if oldest:
+            await self._redis.delete(*[contract.session_key(digest.decode()) for digest, _ in oldest])
 
     async def get(self, session_id: str) -> Session | None:
         """The session, its TTL renewed; None if it is unknown, expired or ended."""
@@ -72,12 +133,15 @@ class RedisSessionStore:
             return None
         try:
             raw = await self._redis.getex(_key(session_id), ex=self._ttl)
+            if raw is not None:
+                record = contract.loads(raw)
+                index = contract.session_index_key(record.get("principal"))
+                await self._redis.zadd(index, {_digest(session_id): int(time.time() * 1000)}, xx=True)
         except (RedisError, OSError) as exc:
             raise store_unavailable("the session store", exc) from exc
         if raw is None:
             self._seen.pop(session_id, None)
             return None
-        record = contract.loads(raw)
         session = Session(
             session_id,
             record["protocol_version"],
@@ -91,7 +155,10 @@ class RedisSessionStore:
 
     async def set_log_level(self, session: Session, level: str) -> None:
         updated = replace(session, log_level=level)
-        await self._store(updated, created_at=None)
+        try:
+            await self._redis.set(_key(session.id), contract.dumps(self._record(updated)), ex=self._ttl)
+        except (RedisError, OSError) as exc:
+            raise store_unavailable("the session store", exc) from exc
         self._remember_valid(updated)
 
     async def delete(self, session_id: str) -> bool:
@@ -99,24 +166,23 @@ class RedisSessionStore:
         if not SESSION_ID.match(session_id):
             return False
         try:
-            return bool(await self._redis.delete(_key(session_id)))
+            raw = await self._redis.getdel(_key(session_id))
+            if raw is not None:
+                index = contract.session_index_key(contract.loads(raw).get("principal"))
+                await self._redis.zrem(index, _digest(session_id))
         except (RedisError, OSError) as exc:
             raise store_unavailable("the session store", exc) from exc
+        return raw is not None
 
-    async def _store(self, session: Session, *, created_at: float | None) -> None:
-        record: dict[str, Any] = {
+    @staticmethod
+    def _record(session: Session) -> dict[str, Any]:
+        return {
             "protocol_version": session.protocol_version,
             "client_info": session.client_info,
             "client_capabilities": session.client_capabilities,
             "log_level": session.log_level,
             "principal": session.principal,
         }
-        if created_at is not None:
-            record["created_at"] = created_at
-        try:
-            await self._redis.set(_key(session.id), contract.dumps(record), ex=self._ttl)
-        except (RedisError, OSError) as exc:
-            raise store_unavailable("the session store", exc) from exc
 
     def _remember_valid(self, session: Session) -> None:
         self._seen[session.id] = (session, time.monotonic())

@@ -70,6 +70,8 @@ class FacadeSettings:
     session_ttl_seconds: int = 3600
     #: A session seen valid this recently is not looked up again (0: look up on every request).
     session_recheck_seconds: float = 1.0
+    #: Sessions one principal (token) may have; opening one more ends its least recently used.
+    max_sessions_per_principal: int = 10_000
     page_size: int = 100
     #: How long a stateless-era client may cache `server/discover` (ttlMs).
     discover_ttl_seconds: float = 300.0
@@ -111,6 +113,7 @@ class FacadeSettings:
             max_call_seconds=_env_float("TOOLQ_MAX_CALL_SECONDS", 120.0),
             session_ttl_seconds=int(os.environ.get("TOOLQ_SESSION_TTL_SECONDS", "3600")),
             session_recheck_seconds=_env_float("TOOLQ_SESSION_RECHECK_SECONDS", 1.0),
+            max_sessions_per_principal=int(os.environ.get("TOOLQ_MAX_SESSIONS_PER_PRINCIPAL", "10000")),
             page_size=int(os.environ.get("TOOLQ_PAGE_SIZE", "100")),
             discover_ttl_seconds=_env_float("TOOLQ_DISCOVER_TTL_SECONDS", 300.0),
             tools_list_ttl_seconds=_env_float("TOOLQ_TOOLS_LIST_TTL_SECONDS", 0.0),

@@ -61,3 +61,9 @@ async def chatty(ctx: ToolContext) -> str:
     await ctx.log("warning", {"detail": "it was small"})
     await ctx.report_progress(2, 2)
     return "done"
+
+
+@tool
+async def sized(kilobytes: int) -> str:
+    """Return a text of about `kilobytes` KiB."""
+    return "x" * (kilobytes * 1024)

@@ -129,3 +129,29 @@ def test_tokens_are_named_or_named_after_their_digest():
     assert name.startswith("token-") and "s3cret" not in name
     assert named_token("s3cret") == (name, secret)  # the same name after a restart
     assert named_token("a b:c") == (named_token("a b:c")[0], "a b:c")  # not a name: all of it is the secret
+
+
+async def test_what_a_client_says_about_itself_is_kept_short(make_facade, redis):
+    client = await make_facade()
+    huge = {"name": "n" * 100_000, "version": "1", "padding": "p" * 500_000}
+    capabilities = {"sampling": {"deep": "d" * 100_000}, **{f"cap{i}": {} for i in range(1000)}}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize"}
+    initialize["params"] = {"protocolVersion": "2025-11-25", "clientInfo": huge, "capabilities": capabilities}
+    status, _, _ = await client.post(initialize, session=False)
+    assert status == 200
+    (key,) = await redis.keys("toolq:session:*")
+    assert len(await redis.get(key)) < 4096
+
+
+async def test_a_principal_keeps_a_bounded_number_of_sessions(make_facade, redis):
+    client = await make_facade(max_sessions_per_principal=3, session_recheck_seconds=0)
+    sessions = []
+    for _ in range(5):
+        await client.initialize()
+        sessions.append(client.session_id)
+    statuses = []
+    for session_id in sessions:
+        client.session_id = session_id
+        statuses.append((await client.post({"jsonrpc": "2.0", "id": 9, "method": "ping"}))[0])
+    assert statuses == [404, 404, 200, 200, 200]  # the least recently used made room
+    assert len(await redis.keys("toolq:session:*")) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from mcp_http import StatelessMcpHttp, sse_messages
 from mcp_types.methods import validate_server_result
 from pydantic import Field
 
+from facade.queue_client import QueueClient
 from workers.content import EmbeddedResource
 from workers.definition import tool
 
@@ -220,3 +222,52 @@ async def test_a_result_type_that_is_neither_data_nor_content_is_refused():
         "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
     }
     assert lines.output_schema is None
+
+
+async def test_a_large_result_is_announced_and_read_not_pushed_whole(make_facade, start_worker, redis):
+    await start_worker([result_tools.sized])
+    client = await make_facade()
+    await client.initialize()
+    pushed: list[int] = []
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe("toolq:events:*")
+
+    async def watch() -> None:
+        async for message in pubsub.listen():
+            if message["type"] == "pmessage":
+                pushed.append(len(message["data"]))
+
+    watching = asyncio.create_task(watch())
+    try:
+        small = await client.call("sized", {"kilobytes": 1})
+        large = await client.call("sized", {"kilobytes": 1024})
+    finally:
+        watching.cancel()
+        await pubsub.aclose()
+    assert len(small["content"][0]["text"]) == 1024
+    assert len(large["content"][0]["text"]) == 1024 * 1024
+    assert pushed and max(pushed) < 70_000  # the megabyte travelled through the result key
+
+
+async def test_a_result_over_the_limit_is_a_clear_tool_error(make_facade, start_worker):
+    worker = await start_worker([result_tools.sized])
+    client = await make_facade()
+    await client.initialize()
+    limit = worker.settings.max_result_bytes
+    result = await client.call("sized", {"kilobytes": limit // 1024 + 1})
+    assert result["isError"] is True
+    assert "TOOLQ_MAX_RESULT_BYTES" in result["content"][0]["text"]
+
+
+async def test_a_large_result_arrives_by_its_announcement_not_by_the_sweep(start_worker, redis):
+    worker = await start_worker([result_tools.sized])
+    queue = QueueClient(redis, sweep_seconds=60)  # only the announcement can deliver it in time
+    await queue.start()
+    try:
+        result = await asyncio.wait_for(
+            queue.call(worker.queue_name, "sized", {"kilobytes": 512}, timeout=30), 5
+        )
+    finally:
+        await queue.close()
+    assert result["ok"] is True
+    assert len(result["content"][0]["text"]) == 512 * 1024

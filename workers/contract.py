@@ -67,8 +67,14 @@ def events_channel(facade_id: str) -> str:
     return f"{PREFIX}:events:{facade_id}"
 
 
-def session_key(session_id: str) -> str:
-    return f"{PREFIX}:session:{session_id}"
+def session_key(digest: str) -> str:
+    """One handshake-era session, under a digest of its id (facade/sessions.py)."""
+    return f"{PREFIX}:session:{digest}"
+
+
+def session_index_key(principal: str | None) -> str:
+    """The sessions of one principal (token name; empty without authentication), by last use."""
+    return f"{PREFIX}:sessions:{principal or ''}"
 
 
 def job_function(tool_name: str) -> str:
@@ -147,10 +153,17 @@ class JobArguments(TypedDict):
     traceparent: NotRequired[str]
 
 
+#: Results up to this size travel inside their completion event; a larger one is only announced
+#: and the facade reads it from arq's result key, so that no result can overflow the pub/sub
+#: buffer of a facade's events channel, which every call it waits on shares.
+INLINE_RESULT_BYTES = 64 * 1024
+
+
 class DoneEvent(TypedDict):
     type: Literal["done"]
     job_id: str
-    result: CallResult
+    #: Absent for a result larger than INLINE_RESULT_BYTES: read it from result_key(job_id).
+    result: NotRequired[CallResult]
 
 
 class ProgressEvent(TypedDict):

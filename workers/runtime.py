@@ -134,7 +134,16 @@ async def push_event(
         log.warning("could not push event for job %s", job_id, exc_info=True)
 
 
-def job_for(definition: ToolDefinition, worker_id: str, run_sync: SyncRunner | None = None) -> Function:
+#: Set in a job's ctx when its result is too large to push: after_job_end announces it instead.
+ANNOUNCE_AFTER_STORE = "toolq_announce_after_store"
+
+
+def job_for(
+    definition: ToolDefinition,
+    worker_id: str,
+    run_sync: SyncRunner | None = None,
+    max_result_bytes: int = 4 * 1024 * 1024,
+) -> Function:
     """The arq function that runs `definition` for one job and pushes the result."""
 
     async def run(ctx: dict[str, Any], call: contract.JobArguments) -> contract.CallResult:
@@ -162,8 +171,22 @@ def job_for(definition: ToolDefinition, worker_id: str, run_sync: SyncRunner | N
             await push_event(redis, job_id, event)
 
         context = ToolContext(report, write_log)
+        started = time.perf_counter()
         result = await run_tool(definition, call.get("arguments") or {}, context, worker_id, run_sync)
-        await push_event(redis, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
+        size = len(contract.dumps(result))
+        if size > max_result_bytes:
+            result = failure(
+                "tool_error",
+                f"Tool {definition.name!r} returned {size:,} bytes, more than the {max_result_bytes:,} "
+                "a result may have (TOOLQ_MAX_RESULT_BYTES).",
+                worker_id,
+                started,
+            )
+            size = 0
+        if size <= contract.INLINE_RESULT_BYTES:
+            await push_event(redis, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
+        else:
+            ctx[ANNOUNCE_AFTER_STORE] = True  # announced once arq has stored it (after_job_end)
         return result
 
     run.__qualname__ = run.__name__ = f"tool_{definition.name}"
@@ -202,7 +225,10 @@ class ToolWorker(Worker):
         self._extra_shutdown = on_shutdown
         self.sync_runner = SyncToolRunner(settings.sync_processes)
         super().__init__(
-            functions=[job_for(d, settings.worker_id, self.sync_runner.run) for d in definitions],
+            functions=[
+                job_for(d, settings.worker_id, self.sync_runner.run, settings.max_result_bytes)
+                for d in definitions
+            ],
             queue_name=queue,
             redis_pool=redis_pool,
             redis_settings=None if redis_pool else redis_settings(settings.redis_url),
@@ -216,6 +242,7 @@ class ToolWorker(Worker):
             job_serializer=contract.dumps,
             job_deserializer=contract.loads,
             on_shutdown=self._on_shutdown,
+            after_job_end=self._announce_stored_result,
         )
         # arq keeps a job's in-progress key for its longest timeout + 10 s, so a job whose worker
         # died waits that long to run again; a renewed lease frees it within lease_seconds.
@@ -375,6 +402,12 @@ class ToolWorker(Worker):
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _announce_stored_result(self, ctx: dict[str, Any]) -> None:
+        """A large result is announced only now, when arq has stored it: the facade reads it."""
+        if ctx.get(ANNOUNCE_AFTER_STORE):
+            job_id: str = ctx["job_id"]
+            await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id))
 
     # --- failures arq records without running a hook ------------------------------------------
 

@@ -49,6 +49,8 @@ class WorkerSettings:
     pool: str | None = None
     #: Jobs this process runs at once (arq's max_jobs).
     concurrency: int = 50
+    #: The largest result (JSON bytes) a call may return; a larger one is a clear tool error.
+    max_result_bytes: int = 4 * 1024 * 1024
     #: Child processes that run plain-`def` tools (where a timeout can end them); calls beyond
     #: this many wait for one, within their timeout.
     sync_processes: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
@@ -78,6 +80,7 @@ class WorkerSettings:
             pool=os.environ.get("TOOLQ_POOL") or None,
             concurrency=int(os.environ.get("TOOLQ_CONCURRENCY", "50")),
             sync_processes=int(os.environ.get("TOOLQ_SYNC_PROCESSES") or max(2, os.cpu_count() or 2)),
+            max_result_bytes=int(os.environ.get("TOOLQ_MAX_RESULT_BYTES", str(4 * 1024 * 1024))),
             drain_seconds=_env_float("TOOLQ_DRAIN_SECONDS", 30.0),
             idle_poll_seconds=_env_float("TOOLQ_IDLE_POLL_SECONDS", 2.0),
             health_check_seconds=_env_float("TOOLQ_HEALTH_CHECK_SECONDS", 10.0),
@@ -130,6 +133,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
         pool=args.pool or base.pool,
         concurrency=args.concurrency if args.concurrency is not None else base.concurrency,
         sync_processes=base.sync_processes,
+        max_result_bytes=base.max_result_bytes,
         drain_seconds=args.drain_seconds if args.drain_seconds is not None else base.drain_seconds,
         idle_poll_seconds=base.idle_poll_seconds,
         health_check_seconds=base.health_check_seconds,
