@@ -8,7 +8,7 @@ import sys
 from aiohttp import web
 
 from facade.app import create_app
-from facade.settings import FacadeSettings, parse_args, redact_url
+from facade.settings import FacadeSettings, SettingsError, parse_args, redact_url
 from workers.event_loop import use_fast_event_loop
 
 
@@ -32,7 +32,11 @@ def serve(settings: FacadeSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = parse_args(argv)
+    try:
+        settings = parse_args(argv)
+    except SettingsError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

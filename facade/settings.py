@@ -1,4 +1,8 @@
-"""Facade process settings: one dataclass, filled from the environment and then from flags."""
+"""Facade process settings: one validated dataclass, filled from the environment, then flags.
+
+A value that cannot be served (`TOOLQ_PORT=abc`, `TOOLQ_PAGE_SIZE=0`, a negative duration) is a
+SettingsError at start-up that names the variable, never a traceback or a fault later on.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,14 @@ import hashlib
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict
 from functools import lru_cache
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -17,11 +26,6 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
 
 
 _TOKEN_NAME = re.compile(r"^([A-Za-z0-9_.-]{1,64}):(.+)$")
@@ -47,10 +51,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
+Seconds = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be served, said in the words of the variables that were set."""
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class FacadeSettings:
+    """Every setting of the facade, checked when made: a bad value is a clear error at start-up."""
+
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
     redis_url: str = DEFAULT_REDIS_URL
     #: Bearer tokens accepted on /mcp, each `name:secret` or a bare secret; empty means no
     #: authentication. The name is the principal: what a token's sessions belong to.
@@ -61,27 +76,27 @@ class FacadeSettings:
     allowed_origins: tuple[str, ...] = ()
     #: Host header values allowed besides loopback ones (host or host:port); "*" allows any.
     allowed_hosts: tuple[str, ...] = ()
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     #: The longest any call may wait for its result, whatever the tool's own timeout says.
-    max_call_seconds: float = 120.0
+    max_call_seconds: Positive = 120.0
     #: Extra seconds the facade waits beyond a tool's timeout (queueing, network).
-    call_grace_seconds: float = 5.0
+    call_grace_seconds: Seconds = 5.0
     #: A session unused this long is forgotten (sliding).
-    session_ttl_seconds: int = 3600
+    session_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
     #: A session seen valid this recently is not looked up again (0: look up on every request).
-    session_recheck_seconds: float = 1.0
+    session_recheck_seconds: Seconds = 1.0
     #: Sessions one principal (token) may have; opening one more ends its least recently used.
-    max_sessions_per_principal: int = 10_000
-    page_size: int = 100
+    max_sessions_per_principal: Annotated[int, Field(ge=1)] = 10_000
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 100
     #: How long a stateless-era client may cache `server/discover` (ttlMs).
-    discover_ttl_seconds: float = 300.0
+    discover_ttl_seconds: Seconds = 300.0
     #: How long a stateless-era client may cache `tools/list` (ttlMs). 0 by default: tools come
     #: and go with workers, and clients are not yet told when they do (listChanged is false).
-    tools_list_ttl_seconds: float = 0.0
+    tools_list_ttl_seconds: Seconds = 0.0
     #: A call silent this long switches its response to SSE and sends keep-alive comments, so
     #: proxies and clients with idle timeouts do not cut it (0: never).
-    sse_keepalive_seconds: float = 15.0
-    log_level: str = "INFO"
+    sse_keepalive_seconds: Seconds = 15.0
+    log_level: LogLevel = "INFO"
 
     @property
     def public_url(self) -> str:
@@ -100,26 +115,52 @@ class FacadeSettings:
         return None
 
     @classmethod
-    def from_env(cls) -> FacadeSettings:
-        return cls(
-            host=os.environ.get("TOOLQ_HOST", "127.0.0.1"),
-            port=int(os.environ.get("TOOLQ_PORT", "8000")),
-            redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-            tokens=_csv(os.environ.get("TOOLQ_TOKENS")),
-            allow_unauthenticated=os.environ.get("TOOLQ_ALLOW_UNAUTHENTICATED", "") in ("1", "true", "yes"),
-            allowed_origins=_csv(os.environ.get("TOOLQ_ALLOWED_ORIGINS")),
-            allowed_hosts=_csv(os.environ.get("TOOLQ_ALLOWED_HOSTS")),
-            max_body_bytes=int(os.environ.get("TOOLQ_MAX_BODY_BYTES", "1048576")),
-            max_call_seconds=_env_float("TOOLQ_MAX_CALL_SECONDS", 120.0),
-            session_ttl_seconds=int(os.environ.get("TOOLQ_SESSION_TTL_SECONDS", "3600")),
-            session_recheck_seconds=_env_float("TOOLQ_SESSION_RECHECK_SECONDS", 1.0),
-            max_sessions_per_principal=int(os.environ.get("TOOLQ_MAX_SESSIONS_PER_PRINCIPAL", "10000")),
-            page_size=int(os.environ.get("TOOLQ_PAGE_SIZE", "100")),
-            discover_ttl_seconds=_env_float("TOOLQ_DISCOVER_TTL_SECONDS", 300.0),
-            tools_list_ttl_seconds=_env_float("TOOLQ_TOOLS_LIST_TTL_SECONDS", 0.0),
-            sse_keepalive_seconds=_env_float("TOOLQ_SSE_KEEPALIVE_SECONDS", 15.0),
-            log_level=os.environ.get("TOOLQ_LOG_LEVEL", "INFO").upper(),
-        )
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> FacadeSettings:
+        """The settings the environment names (unset and empty variables keep the defaults)."""
+        values: dict[str, Any] = {}
+        for field_name, variable in ENVIRONMENT.items():
+            raw = environ.get(variable)
+            if raw:
+                values[field_name] = _csv(raw) if field_name in LISTS else raw.strip()
+        if "log_level" in values:
+            values["log_level"] = values["log_level"].upper()
+        return checked(cls, values)
+
+
+#: The environment variable of each setting.
+ENVIRONMENT = {
+    "host": "TOOLQ_HOST",
+    "port": "TOOLQ_PORT",
+    "redis_url": "REDIS_URL",
+    "tokens": "TOOLQ_TOKENS",
+    "allow_unauthenticated": "TOOLQ_ALLOW_UNAUTHENTICATED",
+    "allowed_origins": "TOOLQ_ALLOWED_ORIGINS",
+    "allowed_hosts": "TOOLQ_ALLOWED_HOSTS",
+    "max_body_bytes": "TOOLQ_MAX_BODY_BYTES",
+    "max_call_seconds": "TOOLQ_MAX_CALL_SECONDS",
+    "call_grace_seconds": "TOOLQ_CALL_GRACE_SECONDS",
+    "session_ttl_seconds": "TOOLQ_SESSION_TTL_SECONDS",
+    "session_recheck_seconds": "TOOLQ_SESSION_RECHECK_SECONDS",
+    "max_sessions_per_principal": "TOOLQ_MAX_SESSIONS_PER_PRINCIPAL",
+    "page_size": "TOOLQ_PAGE_SIZE",
+    "discover_ttl_seconds": "TOOLQ_DISCOVER_TTL_SECONDS",
+    "tools_list_ttl_seconds": "TOOLQ_TOOLS_LIST_TTL_SECONDS",
+    "sse_keepalive_seconds": "TOOLQ_SSE_KEEPALIVE_SECONDS",
+    "log_level": "TOOLQ_LOG_LEVEL",
+}
+LISTS = frozenset({"tokens", "allowed_origins", "allowed_hosts"})
+
+
+def checked(cls: type[FacadeSettings], values: dict[str, Any]) -> FacadeSettings:
+    """`cls(**values)`, or a SettingsError naming each bad variable and why it is bad."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        problems = [
+            f"{ENVIRONMENT.get(str(error['loc'][0]), error['loc'][0])}={error.get('input')!r}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        ]
+        raise SettingsError("; ".join(problems)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> FacadeSettings:
@@ -138,14 +179,14 @@ def parse_args(argv: list[str] | None = None) -> FacadeSettings:
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING (env TOOLQ_LOG_LEVEL; default INFO)")
     args = parser.parse_args(argv)
-    return replace(
-        base,
-        host=args.host or base.host,
-        port=args.port if args.port is not None else base.port,
-        redis_url=args.redis_url or base.redis_url,
-        allow_unauthenticated=args.allow_unauthenticated or base.allow_unauthenticated,
-        log_level=(args.log_level or base.log_level).upper(),
-    )
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "redis_url": args.redis_url,
+        "allow_unauthenticated": args.allow_unauthenticated or None,
+        "log_level": args.log_level.upper() if args.log_level else None,
+    }
+    return checked(FacadeSettings, {**asdict(base), **{k: v for k, v in flags.items() if v is not None}})
 
 
 def redact_url(url: str) -> str:

@@ -189,6 +189,10 @@ def test_image_build_steps_install_a_toolq_that_runs_outside_the_source_tree(sta
     )
     assert listed.returncode == 0, listed.stderr
     assert {line.split("\t")[0] for line in listed.stdout.splitlines()} >= {"add", "weather"}
+    test_double = subprocess.run(
+        [python, "-c", "import fakeredis"], cwd=app, env=env, capture_output=True, check=False
+    )
+    assert test_double.returncode != 0, "the image must not ship fakeredis, a test double"
     refused = subprocess.run(
         [python, "-m", "facade"],
         cwd=app,

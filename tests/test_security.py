@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -155,3 +156,28 @@ async def test_a_principal_keeps_a_bounded_number_of_sessions(make_facade, redis
         statuses.append((await client.post({"jsonrpc": "2.0", "id": 9, "method": "ping"}))[0])
     assert statuses == [404, 404, 200, 200, 200]  # the least recently used made room
     assert len(await redis.keys("toolq:session:*")) == 3
+
+
+def test_settings_that_cannot_be_served_are_a_clear_error_at_start_up():
+    facade = subprocess.run(
+        [sys.executable, "-m", "facade"],
+        env={**os.environ, "TOOLQ_PORT": "abc", "TOOLQ_PAGE_SIZE": "0", "TOOLQ_MAX_CALL_SECONDS": "-1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert facade.returncode == 2, facade.stderr
+    for variable in ("TOOLQ_PORT='abc'", "TOOLQ_PAGE_SIZE='0'", "TOOLQ_MAX_CALL_SECONDS='-1'"):
+        assert variable in facade.stderr
+    assert "Traceback" not in facade.stderr
+    worker = subprocess.run(
+        [sys.executable, "-m", "workers", "--concurrency", "0", "--list"],
+        env={**os.environ, "TOOLQ_JOB_LEASE_SECONDS": "0.5"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert worker.returncode == 2, worker.stderr
+    assert "TOOLQ_JOB_LEASE_SECONDS='0.5'" in worker.stderr and "Traceback" not in worker.stderr

@@ -14,7 +14,7 @@ from arq.connections import create_pool
 from workers import contract
 from workers.event_loop import use_fast_event_loop
 from workers.runtime import ToolWorker
-from workers.settings import WorkerSettings, parse_args, redis_settings
+from workers.settings import SettingsError, WorkerSettings, parse_args, redis_settings
 from workers.tools import discover, select
 from workers.weather import aclose_providers
 
@@ -48,7 +48,11 @@ async def close_tool_resources(_ctx: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings, args = parse_args(argv)
+    try:
+        settings, args = parse_args(argv)
+    except SettingsError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

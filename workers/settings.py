@@ -1,15 +1,22 @@
-"""Worker process settings: one dataclass, filled from the environment and then from flags."""
+"""Worker process settings: one validated dataclass, filled from the environment, then flags.
+
+A value that cannot be served (`TOOLQ_CONCURRENCY=0`, `TOOLQ_JOB_LEASE_SECONDS=abc`, a negative
+duration) is a SettingsError at start-up that names the variable, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import socket
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import asdict, field, replace
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from arq.connections import RedisSettings
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: TLS options a `rediss://` URL may carry in its query, as redis-py reads them for the facade.
@@ -28,18 +35,19 @@ def redis_settings(url: str) -> RedisSettings:
     return replace(settings, **tls)
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
 def _names(value: str | None) -> tuple[str, ...] | None:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     return names or None
 
 
-@dataclass(frozen=True)
+class SettingsError(ValueError):
+    """Settings that cannot be served, said in the words of the variables that were set."""
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class WorkerSettings:
+    """Every setting of a worker, checked when made: a bad value is a clear error at start-up."""
+
     redis_url: str = DEFAULT_REDIS_URL
     #: Tool names to serve; None means every tool found.
     tools: tuple[str, ...] | None = None
@@ -48,46 +56,79 @@ class WorkerSettings:
     #: The pool's name decides its queue; workers of one pool share it. Default: the tool names.
     pool: str | None = None
     #: Jobs this process runs at once (arq's max_jobs).
-    concurrency: int = 50
+    concurrency: Annotated[int, Field(ge=1)] = 50
     #: The largest result (JSON bytes) a call may return; a larger one is a clear tool error.
-    max_result_bytes: int = 4 * 1024 * 1024
+    max_result_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     #: Child processes that run plain-`def` tools (where a timeout can end them); calls beyond
     #: this many wait for one, within their timeout.
-    sync_processes: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    sync_processes: Annotated[int, Field(ge=1)] = field(default_factory=lambda: max(2, os.cpu_count() or 2))
     #: Seconds a SIGTERM waits for running jobs before handing them back to the queue.
-    drain_seconds: float = 30.0
+    drain_seconds: Annotated[float, Field(ge=0)] = 30.0
     #: Seconds between safety-net polls of the queue; jobs normally arrive by wake-up.
-    idle_poll_seconds: float = 2.0
+    idle_poll_seconds: Annotated[float, Field(gt=0)] = 2.0
     #: Seconds between arq health-check writes (the liveness probe reads that key).
-    health_check_seconds: float = 10.0
+    health_check_seconds: Annotated[float, Field(gt=0)] = 10.0
     #: A running job's claim lasts this long unless its worker renews it (every third of it): a
     #: job whose worker died is picked up again this soon (idempotent tools run again; others
     #: fail with a clear error) instead of after arq's job timeout + 10 s.
-    lease_seconds: float = 10.0
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    log_level: str = "INFO"
+    lease_seconds: Annotated[float, Field(ge=1)] = 10.0
+    worker_id: Annotated[str, Field(min_length=1)] = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     def pool_name(self, served: list[str]) -> str:
         return self.pool or "+".join(sorted(served))
 
     @classmethod
-    def from_env(cls) -> WorkerSettings:
-        tools = os.environ.get("TOOLQ_TOOLS")
-        return cls(
-            redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-            tools=_names(tools),
-            tool_modules=_names(os.environ.get("TOOLQ_TOOL_MODULES")) or (),
-            pool=os.environ.get("TOOLQ_POOL") or None,
-            concurrency=int(os.environ.get("TOOLQ_CONCURRENCY", "50")),
-            sync_processes=int(os.environ.get("TOOLQ_SYNC_PROCESSES") or max(2, os.cpu_count() or 2)),
-            max_result_bytes=int(os.environ.get("TOOLQ_MAX_RESULT_BYTES", str(4 * 1024 * 1024))),
-            drain_seconds=_env_float("TOOLQ_DRAIN_SECONDS", 30.0),
-            idle_poll_seconds=_env_float("TOOLQ_IDLE_POLL_SECONDS", 2.0),
-            health_check_seconds=_env_float("TOOLQ_HEALTH_CHECK_SECONDS", 10.0),
-            lease_seconds=_env_float("TOOLQ_JOB_LEASE_SECONDS", 10.0),
-            worker_id=os.environ.get("TOOLQ_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
-            log_level=os.environ.get("TOOLQ_LOG_LEVEL", "INFO").upper(),
-        )
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> WorkerSettings:
+        """The settings the environment names (unset and empty variables keep the defaults)."""
+        values: dict[str, Any] = {}
+        for field_name, variable in ENVIRONMENT.items():
+            raw = environ.get(variable)
+            if raw:
+                values[field_name] = _names(raw) if field_name in LISTS else raw.strip()
+        if "log_level" in values:
+            values["log_level"] = values["log_level"].upper()
+        return checked(values)
+
+
+#: The environment variable of each setting.
+ENVIRONMENT = {
+    "redis_url": "REDIS_URL",
+    "tools": "TOOLQ_TOOLS",
+    "tool_modules": "TOOLQ_TOOL_MODULES",
+    "pool": "TOOLQ_POOL",
+    "concurrency": "TOOLQ_CONCURRENCY",
+    "max_result_bytes": "TOOLQ_MAX_RESULT_BYTES",
+    "sync_processes": "TOOLQ_SYNC_PROCESSES",
+    "drain_seconds": "TOOLQ_DRAIN_SECONDS",
+    "idle_poll_seconds": "TOOLQ_IDLE_POLL_SECONDS",
+    "health_check_seconds": "TOOLQ_HEALTH_CHECK_SECONDS",
+    "lease_seconds": "TOOLQ_JOB_LEASE_SECONDS",
+    "worker_id": "TOOLQ_WORKER_ID",
+    "log_level": "TOOLQ_LOG_LEVEL",
+}
+LISTS = frozenset({"tools", "tool_modules"})
+#: The flag of each setting that has one, for the messages.
+FLAGS = {"concurrency": "--concurrency", "drain_seconds": "--drain-seconds", "worker_id": "--worker-id"}
+
+
+def checked(values: dict[str, Any]) -> WorkerSettings:
+    """`WorkerSettings(**values)`, or a SettingsError naming each bad variable and why."""
+    try:
+        return WorkerSettings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            name = str(error["loc"][0])
+            where = (
+                f"{ENVIRONMENT.get(name, name)} (or {FLAGS[name]})"
+                if name in FLAGS
+                else ENVIRONMENT.get(name, name)
+            )
+            problems.append(f"{where}={error.get('input')!r}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.Namespace]:
@@ -126,29 +167,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[WorkerSettings, argparse.
         help="liveness probe: exit 0 if a worker of this pool on this host is live in the registry",
     )
     args = parser.parse_args(argv)
-    settings = WorkerSettings(
-        redis_url=args.redis_url or base.redis_url,
-        tools=_names(args.tools) if args.tools else base.tools,
-        tool_modules=(_names(args.tool_modules) or ()) if args.tool_modules else base.tool_modules,
-        pool=args.pool or base.pool,
-        concurrency=args.concurrency if args.concurrency is not None else base.concurrency,
-        sync_processes=base.sync_processes,
-        max_result_bytes=base.max_result_bytes,
-        drain_seconds=args.drain_seconds if args.drain_seconds is not None else base.drain_seconds,
-        idle_poll_seconds=base.idle_poll_seconds,
-        health_check_seconds=base.health_check_seconds,
-        lease_seconds=base.lease_seconds,
-        worker_id=args.worker_id or base.worker_id,
-        log_level=(args.log_level or base.log_level).upper(),
-    )
-    if settings.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
-    if settings.sync_processes < 1:
-        parser.error("TOOLQ_SYNC_PROCESSES must be at least 1")
-    if settings.lease_seconds < 1:
-        parser.error("TOOLQ_JOB_LEASE_SECONDS must be at least 1")
-    if settings.drain_seconds < 0:
-        parser.error("--drain-seconds cannot be negative")
+    flags = {
+        "redis_url": args.redis_url,
+        "tools": _names(args.tools) if args.tools else None,
+        "tool_modules": _names(args.tool_modules) if args.tool_modules else None,
+        "pool": args.pool,
+        "concurrency": args.concurrency,
+        "drain_seconds": args.drain_seconds,
+        "worker_id": args.worker_id,
+        "log_level": args.log_level.upper() if args.log_level else None,
+    }
+    settings = checked({**asdict(base), **{key: value for key, value in flags.items() if value is not None}})
     if args.list and args.check:
         parser.error("--list and --check exclude each other")
     return settings, args

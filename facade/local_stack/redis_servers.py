@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-import fakeredis
 import redis
 
 from facade.local_stack.children import Child, free_port, stop_children
@@ -141,6 +140,13 @@ class EmbeddedRedis:
     """A fake Redis (fakeredis) served over TCP from a thread of this process: demos only."""
 
     def __init__(self, reason: str) -> None:
+        try:
+            import fakeredis  # noqa: PLC0415 - a demo extra, absent from production installs
+        except ImportError as exc:
+            raise RuntimeError(
+                "the embedded Redis needs fakeredis: pip install 'toolq[local]' (./toolq up does), "
+                "or install redis-server"
+            ) from exc
         self.server = fakeredis.TcpFakeServer(("127.0.0.1", 0))
         # Without TCP_NODELAY every MULTI/EXEC waits ~44 ms for a delayed ACK.
         handler = self.server.RequestHandlerClass
