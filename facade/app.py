@@ -11,14 +11,14 @@ from arq.connections import ArqRedis
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
 
-from facade.calls import QueuedToolCalls
+from facade.calls import CallLimits, QueuedToolCalls
 from facade.catalog import Catalog
 from facade.http_edge import McpEndpoint
 from facade.inflight import InflightRegistry
 from facade.protocol.core import McpCore
 from facade.protocol.server_info import ServerIdentity
 from facade.queue_client import QueueClient
-from facade.security import AccessPolicy, access_middleware
+from facade.security import AccessPolicy, AuthFailures, access_middleware
 from facade.sessions import RedisSessionStore
 from facade.settings import FacadeSettings
 from workers import contract
@@ -47,16 +47,29 @@ def connect_redis(url: str, *, max_connections: int = 128) -> ArqRedis:
 
 def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.Application:
     """The facade. Pass `redis` to share a connection (tests); otherwise one is made from settings."""
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[access_middleware(AccessPolicy(settings))],
-    )
     owns_redis = redis is None
     client = redis if redis is not None else connect_redis(settings.redis_url)
+    failures = AuthFailures(client, settings.auth_failures_per_minute)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[access_middleware(AccessPolicy(settings), failures)],
+    )
     catalog = Catalog(client)
     queue = QueueClient(client, on_registry_change=catalog.invalidate)
+    limits = CallLimits(
+        max_queue_depth=settings.max_queue_depth,
+        backlog_per_slot=settings.backlog_per_slot,
+        principal_per_second=settings.principal_calls_per_second,
+        principal_burst=settings.principal_burst,
+        tool_per_second=settings.tool_calls_per_second,
+        tool_burst=settings.tool_burst,
+    )
     calls = QueuedToolCalls(
-        catalog, queue, max_call_seconds=settings.max_call_seconds, grace_seconds=settings.call_grace_seconds
+        catalog,
+        queue,
+        max_call_seconds=settings.max_call_seconds,
+        grace_seconds=settings.call_grace_seconds,
+        limits=limits,
     )
     sessions = RedisSessionStore(
         client,

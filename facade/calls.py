@@ -7,6 +7,7 @@ they validate and fail the same way.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from facade.catalog import Catalog
@@ -19,10 +20,10 @@ from facade.protocol.tool_calls import (
     ToolOutcome,
     ToolTerms,
 )
-from facade.queue_client import CallTimedOut, QueueClient
+from facade.queue_client import Admission, CallTimedOut, QueueClient, RateLimit
 from workers import contract
 
-__all__ = ["QueuedToolCalls", "outcome_of", "tool_event"]
+__all__ = ["CallLimits", "QueuedToolCalls", "outcome_of", "tool_event"]
 
 log = logging.getLogger("toolq.calls")
 
@@ -37,11 +38,15 @@ class QueuedToolCalls:
         *,
         max_call_seconds: float,
         grace_seconds: float,
+        limits: CallLimits | None = None,
     ) -> None:
         self.catalog = catalog
         self.queue = queue
         self._max_call_seconds = max_call_seconds
         self._grace_seconds = grace_seconds
+        self._limits = limits or CallLimits()
+        #: Seconds a call of each tool has taken lately (a moving average), seen from here.
+        self._seconds_per_call: dict[str, float] = {}
 
     async def list_tools(self) -> list[dict[str, Any]]:
         return (await self.catalog.snapshot()).listed()
@@ -56,7 +61,8 @@ class QueuedToolCalls:
     async def call(
         self, name: str, arguments: dict[str, Any], options: CallOptions | None = None
     ) -> ToolOutcome:
-        """Raises UnknownTool for a name no worker ever served; every other failure is an outcome."""
+        """Raises UnknownTool for a name no worker ever served, Refused for a call its pool or a
+        rate limit turns away; every other failure is an outcome."""
         options = options or CallOptions()
         try:
             snapshot = await self.catalog.snapshot()
@@ -77,6 +83,8 @@ class QueuedToolCalls:
                 "invalid_arguments", f"Invalid arguments for tool {name!r}: " + "; ".join(problems)
             )
         timeout = min(entry.timeout + self._grace_seconds, self._max_call_seconds)
+        queue = entry.pick_queue()
+        admission = self._admission(name, options.principal, snapshot.slots.get(queue, 1), timeout)
         listener = options.listener
 
         async def on_event(event: contract.ProgressEvent | contract.LogEvent) -> None:
@@ -86,7 +94,7 @@ class QueuedToolCalls:
 
         try:
             result = await self.queue.call(
-                entry.pick_queue(),
+                queue,
                 name,
                 arguments,
                 timeout=timeout,
@@ -94,6 +102,7 @@ class QueuedToolCalls:
                 progress=options.progress,
                 log_level=options.log_level,
                 traceparent=options.traceparent,
+                admission=admission,
             )
         except StoreUnavailable as exc:
             return _failed("unavailable", f"toolq cannot serve calls right now: {exc}. Try again shortly.")
@@ -103,7 +112,66 @@ class QueuedToolCalls:
                 f"Tool {name!r} did not answer within {timeout:g} s (workers busy or unreachable); "
                 "the call was cancelled.",
             )
-        return outcome_of(result)
+        outcome = outcome_of(result)
+        if outcome.duration_ms is not None:
+            seconds = outcome.duration_ms / 1000
+            previous = self._seconds_per_call.get(name, seconds)
+            self._seconds_per_call[name] = previous + (seconds - previous) * 0.2
+        return outcome
+
+    def _admission(self, tool: str, principal: str | None, slots: int, timeout: float) -> Admission:
+        """What this call must pass to be queued.
+
+        A pool can finish `slots * timeout / seconds_per_call` calls within a call's deadline;
+        more queued than that would only time out together, so the queue is capped there (and
+        at `max_queue_depth`, and at `backlog_per_slot` per slot while the tool's pace is not
+        known yet).
+        """
+        limits = self._limits
+        pace = self._seconds_per_call.get(tool)
+        cap = slots * (timeout / max(pace, 0.001) if pace else limits.backlog_per_slot)
+        rates: list[RateLimit] = []
+        if limits.principal_per_second > 0:
+            who = principal or "(no token)"
+            rates.append(
+                RateLimit(
+                    contract.rate_key("principal", principal or ""),
+                    limits.principal_per_second,
+                    limits.principal_burst or max(1, int(limits.principal_per_second * 2)),
+                    f"{limits.principal_per_second:g} calls/s for {who}",
+                )
+            )
+        if limits.tool_per_second > 0:
+            rates.append(
+                RateLimit(
+                    contract.rate_key("tool", tool),
+                    limits.tool_per_second,
+                    limits.tool_burst or max(1, int(limits.tool_per_second * 2)),
+                    f"{limits.tool_per_second:g} calls/s for tool {tool!r}",
+                )
+            )
+        return Admission(
+            max_backlog=max(slots, int(min(cap, limits.max_queue_depth))),
+            rates=tuple(rates),
+            slots=slots,
+            seconds_per_call=pace,
+        )
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """Admission control and rate limits (settings TOOLQ_MAX_QUEUE_DEPTH and friends)."""
+
+    #: The most calls one pool's queue holds, queued and running, whatever the pace.
+    max_queue_depth: int = 10_000
+    #: Calls per worker slot a pool may hold while the tool's pace is not known.
+    backlog_per_slot: int = 100
+    #: Calls per second per principal (token name), and the burst; 0: no limit.
+    principal_per_second: float = 0.0
+    principal_burst: int = 0
+    #: Calls per second per tool, over all callers, and the burst; 0: no limit.
+    tool_per_second: float = 0.0
+    tool_burst: int = 0
 
 
 def tool_event(event: contract.ProgressEvent | contract.LogEvent) -> ToolEvent | None:

@@ -10,7 +10,7 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -54,6 +54,8 @@ class Snapshot:
     #: Tools some worker once served but no live worker serves now.
     orphaned: frozenset[str]
     taken_at: float
+    #: Jobs each queue's live workers run at once, together.
+    slots: dict[str, int] = field(default_factory=dict)
 
     def listed(self) -> list[dict[str, Any]]:
         return [self.tools[name].tool for name in sorted(self.tools)]
@@ -77,7 +79,9 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
     """Merge live workers' specs; when workers disagree on a spec, the newest worker wins."""
     chosen: dict[str, tuple[float, dict[str, Any]]] = {}
     queues: dict[str, set[str]] = {}
+    slots: dict[str, int] = {}
     for info in workers:
+        slots[info["queue"]] = slots.get(info["queue"], 0) + int(info.get("concurrency", 1))
         for spec in info["tools"]:
             name = spec["name"]
             queues.setdefault(name, set()).add(info["queue"])
@@ -103,7 +107,9 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
                 client_capabilities=dict(extra.get("client_capabilities") or {}),
             ),
         )
-    return Snapshot(tools=tools, orphaned=frozenset(known - set(tools)), taken_at=time.monotonic())
+    return Snapshot(
+        tools=tools, orphaned=frozenset(known - set(tools)), taken_at=time.monotonic(), slots=slots
+    )
 
 
 class Catalog:

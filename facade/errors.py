@@ -8,8 +8,9 @@ edge never see a Redis type.
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
-__all__ = ["StoreUnavailable", "UnknownTool", "store_unavailable"]
+__all__ = ["Refused", "StoreUnavailable", "UnknownTool", "store_unavailable"]
 
 log = logging.getLogger("toolq.store")
 
@@ -31,3 +32,14 @@ class UnknownTool(Exception):
     def __init__(self, name: str):
         super().__init__(f"Unknown tool: {name!r}")
         self.name = name
+
+
+class Refused(Exception):
+    """A call turned away before it was queued: its pool is full (`overloaded`) or its caller or
+    tool is over a rate limit (`rate_limited`); `retry_after` says when trying again may work."""
+
+    def __init__(self, reason: Literal["overloaded", "rate_limited"], message: str, retry_after: int):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after

@@ -31,6 +31,8 @@ STATUS = {
     Problem.SESSION_REQUIRED: 400,
     Problem.SESSION_NOT_FOUND: 404,
     Problem.STORE_UNAVAILABLE: 503,
+    Problem.OVERLOADED: 503,
+    Problem.RATE_LIMITED: 429,
 }
 #: The HTTP methods /mcp serves in each era (there is no GET stream: nothing is sent unasked).
 ALLOWED = {Era.HANDSHAKE: "POST, DELETE", Era.STATELESS: "POST"}
@@ -81,7 +83,8 @@ class McpEndpoint:
 
         if isinstance(payload, dict) and "jsonrpc" not in payload and "tool" in payload:
             status, answer = await answer_seed(payload, self.calls)
-            return web.json_response(answer, status=status)
+            retry = {"Retry-After": str(answer["retry_after"])} if "retry_after" in answer else None
+            return web.json_response(answer, status=status, headers=retry)
 
         inbound = Inbound(
             payload=payload,
@@ -105,11 +108,13 @@ class McpEndpoint:
         if opened is not None:
             return await stream.finish(reply.message)
         status = STATUS[reply.problem] if reply.problem is not None else 200
-        headers = {SESSION_HEADER: reply.session_id} if reply.session_id else None
+        headers = {SESSION_HEADER: reply.session_id} if reply.session_id else {}
+        if reply.retry_after is not None:
+            headers["Retry-After"] = str(reply.retry_after)
         if accepts(http, "application/json"):
             return web.json_response(reply.message, status=status, headers=headers)
         # A client that takes only SSE gets its answer as a one-event stream.
-        response = web.StreamResponse(status=status, headers={**SSE_HEADERS, **(headers or {})})
+        response = web.StreamResponse(status=status, headers={**SSE_HEADERS, **headers})
         await response.prepare(http)
         await response.write(sse_event(reply.message))
         await response.write_eof()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -22,7 +24,7 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.exceptions import RedisError
 
-from facade.errors import StoreUnavailable, store_unavailable
+from facade.errors import Refused, StoreUnavailable, store_unavailable
 from workers import contract
 
 log = logging.getLogger("toolq.queue")
@@ -31,8 +33,41 @@ log = logging.getLogger("toolq.queue")
 EventCallback = Callable[[contract.ProgressEvent | contract.LogEvent], Awaitable[None]]
 
 
+ENQUEUE_SCRIPT = (Path(__file__).parent / "scripts" / "enqueue.lua").read_text()
+
+
 class CallTimedOut(Exception):
     """No result arrived before the call's deadline; the job was aborted."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket in Redis, shared by every facade replica."""
+
+    key: str
+    per_second: float
+    burst: int
+    #: Whose limit, for the message: "100 calls/s for principal alice".
+    what: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a call must pass to be queued: room in its pool, and a token of each rate limit."""
+
+    #: The most jobs (queued and running) the pool's queue may hold; 0: no limit.
+    max_backlog: int = 0
+    rates: tuple[RateLimit, ...] = ()
+    #: The pool's slots and the tool's typical seconds per call, for the retry-after hint.
+    slots: int = 1
+    seconds_per_call: float | None = None
+
+    def retry_after(self, backlog: int) -> int:
+        """Seconds until the pool has worked off enough of its backlog to take more."""
+        if not self.seconds_per_call:
+            return 1
+        excess = max(1, backlog - self.max_backlog + 1)
+        return max(1, min(60, math.ceil(excess * self.seconds_per_call / max(1, self.slots))))
 
 
 @dataclass
@@ -64,6 +99,7 @@ class QueueClient:
         self._on_registry_change = on_registry_change
         self._waiters: dict[str, _Waiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._admit = redis.register_script(ENQUEUE_SCRIPT)
         self._subscribed = asyncio.Event()
 
     def on_broadcast(self, channel: str, handler: Callable[[bytes], None]) -> None:
@@ -88,7 +124,8 @@ class QueueClient:
         ]
         # Serve even if Redis is down at start: calls fail clearly until it is back.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), wait_seconds)
+            async with asyncio.timeout(wait_seconds):
+                await self._subscribed.wait()
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -109,8 +146,10 @@ class QueueClient:
         progress: bool = False,
         log_level: str | None = None,
         traceparent: str | None = None,
+        admission: Admission | None = None,
     ) -> contract.CallResult:
-        """Run `tool` on `queue` and return its result; raises CallTimedOut or StoreUnavailable.
+        """Run `tool` on `queue` and return its result; raises CallTimedOut, Refused or
+        StoreUnavailable.
 
         The job reports progress when `progress` is set and log entries at or above `log_level`;
         `on_event` receives them.
@@ -129,7 +168,14 @@ class QueueClient:
             if traceparent is not None:
                 job["traceparent"] = traceparent
             try:
-                await self._enqueue(queue, job_id, contract.job_function(tool), job, timeout)
+                await self._enqueue(
+                    queue,
+                    job_id,
+                    contract.job_function(tool),
+                    job,
+                    expires=timeout,
+                    admission=admission or Admission(),
+                )
             except (RedisError, OSError) as exc:
                 raise store_unavailable("the queue", exc) from exc
             waiter.enqueued = True
@@ -137,7 +183,7 @@ class QueueClient:
         except TimeoutError:
             self._abort_soon(queue, job_id)
             raise CallTimedOut(f"no result within {timeout:g} s") from None
-        except StoreUnavailable:
+        except (StoreUnavailable, Refused):
             raise
         except BaseException:
             # Cancelled (the client left or cancelled) or the progress stream broke: nobody will
@@ -154,7 +200,8 @@ class QueueClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            event = await asyncio.wait_for(waiter.events.get(), remaining)
+            async with asyncio.timeout(remaining):  # not wait_for: it can lose a cancel (3.11)
+                event = await waiter.events.get()
             if event["type"] == "done":
                 if "result" in event:
                     result: contract.CallResult = event["result"]
@@ -167,22 +214,44 @@ class QueueClient:
                 await on_event(event)  # type: ignore[arg-type]
 
     async def _enqueue(
-        self, queue: str, job_id: str, function: str, job: contract.JobArguments, expires: float
+        self,
+        queue: str,
+        job_id: str,
+        function: str,
+        job: contract.JobArguments,
+        *,
+        expires: float,
+        admission: Admission,
     ) -> None:
-        """Put an arq job on `queue` and wake its workers, in one round trip.
+        """Admit the call and put an arq job on `queue` and wake its workers, in one round trip.
 
         The job is exactly what arq's `enqueue_job` writes (its serializer, keys and score), minus
         enqueue_job's duplicate-id check (WATCH, EXISTS, then MULTI: three round trips), which
         guards nothing here: every job id is fresh and random. The job key expires at the call's
-        deadline, so a backlog never runs a call nobody waits for ("job expired").
+        deadline, so a backlog never runs a call nobody waits for ("job expired"). One script
+        (scripts/enqueue.lua) decides admission and enqueues, atomically: a refused call leaves
+        nothing behind. Raises Refused.
         """
         now_ms = timestamp_ms()
         payload = serialize_job(function, (job,), {}, None, now_ms, serializer=contract.dumps)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.psetex(contract.job_key(job_id), max(1, int(expires * 1000)), payload)
-            pipe.zadd(queue, {job_id: now_ms})
-            pipe.publish(contract.wake_channel(queue), contract.wake_message(job_id))
-            await pipe.execute()
+        keys = [contract.job_key(job_id), queue, *(limit.key for limit in admission.rates)]
+        args: list[Any] = [max(1, int(expires * 1000)), payload, now_ms, job_id]
+        args += [contract.wake_channel(queue), contract.wake_message(job_id), admission.max_backlog]
+        for limit in admission.rates:
+            args += [limit.burst, limit.per_second / 1000]
+        admitted, backlog, wait_ms = await self._admit(keys=keys, args=args)
+        if admitted == 0:
+            raise Refused(
+                "overloaded",
+                f"toolq is overloaded: {backlog} calls are queued or running for this tool's workers, "
+                "more than they can finish in time",
+                admission.retry_after(backlog),
+            )
+        if admitted == -1:
+            limit = admission.rates[backlog - 1]
+            raise Refused(
+                "rate_limited", f"rate limit reached: {limit.what}", max(1, math.ceil(wait_ms / 1000))
+            )
 
     async def _stored_result(self, job_id: str) -> contract.CallResult | None:
         """A result announced without its data (too large to push): read from arq's result key."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hmac
+import math
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from facade.settings import FacadeSettings, is_loopback, named_token
+from workers import contract
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -77,7 +82,63 @@ class AccessPolicy:
         return bool(self._tokens)
 
 
-def access_middleware(policy: AccessPolicy) -> Middleware:
+class AuthFailures:
+    """Wrong or missing tokens per client address, counted in Redis by every replica in
+    one-minute windows: an address over the limit is refused (429) without its token being
+    looked at, until its window ends. Behind a proxy, the proxy's address is the one counted.
+
+    Nothing is counted for a request with a good token: this costs Redis nothing on the way of
+    a call. If Redis cannot count, tokens are still checked: only the limit lapses.
+    """
+
+    def __init__(self, redis: Redis, per_minute: int):
+        self._redis = redis
+        self._per_minute = per_minute
+        #: Addresses over the limit -> the monotonic time their window ends.
+        self._blocked: dict[str, float] = {}
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until `address` may try again, if it is refused now."""
+        until = self._blocked.get(address)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._blocked[address]
+            return None
+        return max(1, math.ceil(left))
+
+    async def failed(self, address: str) -> int | None:
+        """Count a failure; seconds to wait if it put the address over the limit."""
+        if self._per_minute <= 0:
+            return None
+        now = time.time()
+        window = int(now // 60)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(contract.auth_failures_key(address, window))
+                pipe.expire(contract.auth_failures_key(address, window), 120)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError):
+            return None
+        if count <= self._per_minute:
+            return None
+        left = 60 - (now % 60)
+        self._blocked[address] = time.monotonic() + left
+        if len(self._blocked) > 100_000:  # bounded, whoever floods it
+            self._blocked.pop(next(iter(self._blocked)))
+        return max(1, math.ceil(left))
+
+
+def too_many_failures(retry_after: int) -> web.Response:
+    return web.json_response(
+        {"error": "too_many_requests", "error_description": "too many failed authentications; retry later"},
+        status=429,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def access_middleware(policy: AccessPolicy, failures: AuthFailures | None = None) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS:
@@ -86,9 +147,18 @@ def access_middleware(policy: AccessPolicy) -> Middleware:
             return web.json_response({"error": "Misdirected Request: Host not allowed"}, status=421)
         if not policy.origin_allowed(request.headers.get("Origin")):
             return web.json_response({"error": "Forbidden: Origin not allowed"}, status=403)
+        address = request.remote or ""
+        if failures is not None and policy.requires_token:
+            wait = failures.retry_after(address)
+            if wait is not None:
+                return too_many_failures(wait)
         authorization = request.headers.get("Authorization")
         principal = policy.authenticate(authorization)
         if principal is False:
+            if failures is not None:
+                wait = await failures.failed(address)
+                if wait is not None:
+                    return too_many_failures(wait)
             challenge = 'Bearer realm="toolq"'
             if authorization:
                 challenge += ', error="invalid_token"'

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from facade.calls import QueuedToolCalls
-from facade.errors import UnknownTool
+from facade.errors import Refused, UnknownTool
 
 #: Status codes for the ways a call can fail, by ToolOutcome.kind.
 FAILURE_STATUS = {
@@ -36,6 +36,9 @@ async def answer_seed(payload: dict[str, Any], calls: QueuedToolCalls) -> tuple[
         outcome = await calls.call(tool, params)
     except UnknownTool:
         return 400, {"error": "Unknown tool"}
+    except Refused as exc:
+        status = 503 if exc.reason == "overloaded" else 429
+        return status, {"tool": tool, "error": exc.message, "retry_after": exc.retry_after}
     if outcome.ok:
         # A tool that returns content blocks rather than data answers with those blocks.
         result = outcome.structured if outcome.structured is not None else {"content": outcome.content}

@@ -88,6 +88,21 @@ class FacadeSettings:
     #: Sessions one principal (token) may have; opening one more ends its least recently used.
     max_sessions_per_principal: Annotated[int, Field(ge=1)] = 10_000
     page_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    #: Admission control: the most calls one pool holds (queued and running). Below that, a pool
+    #: holds what it can finish within a call's deadline at the tool's recent pace, or
+    #: `backlog_per_slot` per worker slot while that pace is not known; beyond, calls are refused
+    #: at once with a retry-after hint.
+    max_queue_depth: Annotated[int, Field(ge=1)] = 10_000
+    backlog_per_slot: Annotated[int, Field(ge=1)] = 100
+    #: Rate limits shared by every replica (token buckets in Redis); 0: no limit. A burst of 0
+    #: is twice the rate.
+    principal_calls_per_second: Seconds = 0.0
+    principal_burst: Annotated[int, Field(ge=0)] = 0
+    tool_calls_per_second: Seconds = 0.0
+    tool_burst: Annotated[int, Field(ge=0)] = 0
+    #: Wrong or missing tokens one client address may present per minute before it is refused
+    #: (429) without the token being looked at; 0: no limit.
+    auth_failures_per_minute: Annotated[int, Field(ge=0)] = 30
     #: How long a stateless-era client may cache `server/discover` (ttlMs).
     discover_ttl_seconds: Seconds = 300.0
     #: How long a stateless-era client may cache `tools/list` (ttlMs). 0 by default: tools come
@@ -143,6 +158,13 @@ ENVIRONMENT = {
     "session_recheck_seconds": "TOOLQ_SESSION_RECHECK_SECONDS",
     "max_sessions_per_principal": "TOOLQ_MAX_SESSIONS_PER_PRINCIPAL",
     "page_size": "TOOLQ_PAGE_SIZE",
+    "max_queue_depth": "TOOLQ_MAX_QUEUE_DEPTH",
+    "backlog_per_slot": "TOOLQ_BACKLOG_PER_SLOT",
+    "principal_calls_per_second": "TOOLQ_PRINCIPAL_CALLS_PER_SECOND",
+    "principal_burst": "TOOLQ_PRINCIPAL_BURST",
+    "tool_calls_per_second": "TOOLQ_TOOL_CALLS_PER_SECOND",
+    "tool_burst": "TOOLQ_TOOL_BURST",
+    "auth_failures_per_minute": "TOOLQ_AUTH_FAILURES_PER_MINUTE",
     "discover_ttl_seconds": "TOOLQ_DISCOVER_TTL_SECONDS",
     "tools_list_ttl_seconds": "TOOLQ_TOOLS_LIST_TTL_SECONDS",
     "sse_keepalive_seconds": "TOOLQ_SSE_KEEPALIVE_SECONDS",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import tools_for_tests as test_tools
 from mcp_http import McpHttp
 
@@ -86,3 +87,17 @@ async def test_ending_a_session_stops_its_calls_in_flight_and_their_jobs(make_fa
     while worker.job_tasks:
         assert time.monotonic() < deadline + 3, "the job kept running after its session ended"
         await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(20)
+async def test_a_worker_that_just_finished_a_job_still_stops_when_cancelled(start_worker, redis):
+    """With one slot, finishing a job wakes the loop; a cancel arriving with that wake-up must
+    still stop the worker (asyncio.wait_for on Python 3.11 lost it: the fixture's teardown hung)."""
+    worker = await start_worker([test_tools.patient], concurrency=1)
+    queue = QueueClient(redis)
+    await queue.start()
+    try:
+        result = await queue.call(worker.queue_name, "patient", {"seconds": 0.1}, timeout=5)
+    finally:
+        await queue.close()
+    assert result["ok"] is True

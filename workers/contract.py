@@ -67,6 +67,16 @@ def events_channel(facade_id: str) -> str:
     return f"{PREFIX}:events:{facade_id}"
 
 
+def rate_key(kind: str, name: str) -> str:
+    """A token bucket of the facades' rate limits (kind: "principal" or "tool")."""
+    return f"{PREFIX}:rate:{kind}:{name}"
+
+
+def auth_failures_key(address: str, minute: int) -> str:
+    """Failed authentications from one client address in one minute (facade/security.py)."""
+    return f"{PREFIX}:authfail:{address}:{minute}"
+
+
 def session_key(digest: str) -> str:
     """One handshake-era session, under a digest of its id (facade/sessions.py)."""
     return f"{PREFIX}:session:{digest}"
@@ -204,6 +214,8 @@ class WorkerInfo(TypedDict):
     host: str
     pid: int
     started_at: float
+    #: Jobs it runs at once (its slots): what the facades' admission control counts on.
+    concurrency: NotRequired[int]
 
 
 # --- serialization ----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class Registration:
     host: str
     pid: int
     started_at: float = field(default_factory=time.time)
+    concurrency: int = 1
 
     def info(self) -> contract.WorkerInfo:
         return {
@@ -40,6 +41,7 @@ class Registration:
             "host": self.host,
             "pid": self.pid,
             "started_at": self.started_at,
+            "concurrency": self.concurrency,
         }
 
     async def publish(self, redis: Redis, *, announce: bool) -> None:

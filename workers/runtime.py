@@ -221,6 +221,7 @@ class ToolWorker(Worker):
             specs=[d.spec() for d in definitions],
             host=socket.gethostname(),
             pid=os.getpid(),
+            concurrency=settings.concurrency,
         )
         self._extra_shutdown = on_shutdown
         self.sync_runner = SyncToolRunner(settings.sync_processes)
@@ -313,8 +314,11 @@ class ToolWorker(Worker):
                 continue
             self._saturated = self.job_counter >= self.max_jobs
             idle = max(0.0, self.poll_delay_s - (loop_time() - last_full_poll))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that arrives
+            # as the wake-up does, and the worker would never stop (tests/test_queue_guarantees.py).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle)
+                async with asyncio.timeout(idle):
+                    await self._wake.wait()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim and start jobs: arq's start_jobs, with the claim in one round trip.

@@ -12,8 +12,9 @@ from enum import Enum
 from typing import Any
 
 from facade.protocol.headers import RoutingHeaders
+from facade.protocol.jsonrpc import OVERLOADED, RATE_LIMITED
 
-__all__ = ["ACCEPTED", "Inbound", "Problem", "Reply"]
+__all__ = ["ACCEPTED", "Inbound", "Problem", "Reply", "refusal"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class Problem(Enum):
     SESSION_NOT_FOUND = "session_not_found"
     #: The shared store is unreachable; trying again shortly may work (503).
     STORE_UNAVAILABLE = "store_unavailable"
+    #: The call's pool has more work than it can finish in time: try again later (503).
+    OVERLOADED = "overloaded"
+    #: The caller or the tool is over a rate limit: try again later (429).
+    RATE_LIMITED = "rate_limited"
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,23 @@ class Reply:
     problem: Problem | None = None
     #: A session the reply opens (handshake `initialize`).
     session_id: str | None = None
+    #: Seconds after which trying again may work (OVERLOADED, RATE_LIMITED).
+    retry_after: int | None = None
 
 
 #: The reply to a notification or a client's response: nothing to say (202).
 ACCEPTED = Reply(None)
+
+
+def refusal(message: dict[str, Any]) -> Reply | None:
+    """The Reply for a JSON-RPC error that turned a call away before it was queued, else None."""
+    error = message.get("error")
+    if not isinstance(error, dict):
+        return None
+    code = error.get("code")
+    problem = {OVERLOADED: Problem.OVERLOADED, RATE_LIMITED: Problem.RATE_LIMITED}.get(
+        code if isinstance(code, int) else 0
+    )
+    if problem is None:
+        return None
+    return Reply(message, problem, retry_after=(error.get("data") or {}).get("retryAfterSeconds"))

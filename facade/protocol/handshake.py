@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from facade.errors import StoreUnavailable
 from facade.protocol.envelope import progress_token, traceparent
-from facade.protocol.exchange import ACCEPTED, Inbound, Problem, Reply
+from facade.protocol.exchange import ACCEPTED, Inbound, Problem, Reply, refusal
 from facade.protocol.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -126,7 +126,8 @@ class HandshakeEra:
         if isinstance(found, Reply):
             return found
         if isinstance(message, Request):
-            return Reply(await self._request(found, message, stream))
+            response = await self._request(found, message, stream)
+            return refusal(response) or Reply(response)
         self._accept(found, message)
         return ACCEPTED
 
@@ -244,7 +245,7 @@ class HandshakeEra:
         notifier = CallNotifier(
             stream, progress_token(request.params), session.log_level or DEFAULT_LOG_LEVEL
         )
-        return await self.methods.call(request, notifier, traceparent(request.params))
+        return await self.methods.call(request, notifier, traceparent(request.params), session.principal)
 
     async def _set_level(self, session: Session, request: Request) -> dict[str, Any]:
         level = request.params.get("level")

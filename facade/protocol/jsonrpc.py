@@ -27,6 +27,11 @@ MISSING_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
 #: The request was cancelled before it completed (the code the SDKs use).
 REQUEST_CANCELLED = -32800
+#: toolq's own, outside JSON-RPC's reserved range: the call was turned away before it was
+#: queued, its pool full (overloaded) or a rate limit reached; `data.retryAfterSeconds` says
+#: when to try again.
+OVERLOADED = -31001
+RATE_LIMITED = -31002
 
 RequestId = str | int
 

@@ -41,13 +41,14 @@ class CallNotifier:
         self._log_level = log_level if streaming else None
         self._last_progress = float("-inf")
 
-    def options(self, traceparent: str | None = None) -> CallOptions:
+    def options(self, traceparent: str | None = None, principal: str | None = None) -> CallOptions:
         wanted = self._token is not None or self._log_level is not None
         return CallOptions(
             listener=self if wanted else None,
             progress=self._token is not None,
             log_level=self._log_level,
             traceparent=traceparent,
+            principal=principal,
         )
 
     async def __call__(self, event: ToolEvent) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from facade.errors import StoreUnavailable
 from facade.protocol.envelope import SERVER_INFO, Envelope, read_envelope
-from facade.protocol.exchange import ACCEPTED, Inbound, Problem, Reply
+from facade.protocol.exchange import ACCEPTED, Inbound, Problem, Reply, refusal
 from facade.protocol.headers import check_mirrored_parameters, check_routing_headers
 from facade.protocol.jsonrpc import (
     HEADER_MISMATCH,
@@ -125,7 +125,7 @@ class StatelessEra:
                 raise unsupported_version(envelope.protocol_version, message.id)
             result = await self._answer(message, envelope, inbound, stream)
         except JsonRpcError as exc:
-            return _rejected(exc)
+            return refusal(exc.response()) or _rejected(exc)
         except StoreUnavailable as exc:
             return Reply(
                 error_response(message.id, INTERNAL_ERROR, f"toolq cannot serve this right now: {exc}"),
@@ -155,7 +155,8 @@ class StatelessEra:
                     id=request.id,
                 )
             notifier = CallNotifier(stream, envelope.progress_token, envelope.log_level)
-            return self._complete(await self.methods.call(request, notifier, envelope.traceparent))
+            result = await self.methods.call(request, notifier, envelope.traceparent, inbound.principal)
+            return self._complete(result)
         if request.method == "tools/list":
             page = await self.methods.list(request)
             return self._complete(page, ttlMs=self.list_ttl_ms, cacheScope=self.cache_scope)

@@ -70,6 +70,8 @@ class CallOptions:
     log_level: str | None = None
     #: W3C trace context of the request, carried into the job.
     traceparent: str | None = None
+    #: Who asks (the token's name; None without authentication), for per-principal limits.
+    principal: str | None = None
 
 
 @dataclass(frozen=True)

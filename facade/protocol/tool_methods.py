@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from facade.errors import UnknownTool
-from facade.protocol.jsonrpc import INVALID_PARAMS, JsonRpcError, Request
+from facade.errors import Refused, UnknownTool
+from facade.protocol.jsonrpc import INVALID_PARAMS, OVERLOADED, RATE_LIMITED, JsonRpcError, Request
 from facade.protocol.notifications import CallNotifier
 from facade.protocol.results import call_tool_result, tools_page
 from facade.protocol.tool_calls import ToolCalls
@@ -40,12 +40,23 @@ class ToolMethods:
             raise JsonRpcError(INVALID_PARAMS, f"Invalid params: {exc}", id=request.id) from exc
 
     async def call(
-        self, request: Request, notifier: CallNotifier, traceparent: str | None = None
+        self,
+        request: Request,
+        notifier: CallNotifier,
+        traceparent: str | None = None,
+        principal: str | None = None,
     ) -> dict[str, Any]:
-        """The call's CallToolResult; an unknown tool is -32602, every other failure a result."""
+        """The call's CallToolResult; an unknown tool is -32602, a call turned away before it was
+        queued -31001 (overloaded) or -31002 (rate limited), every other failure a result."""
         name, arguments = call_arguments(request)
         try:
-            outcome = await self.tools.call(name, arguments, notifier.options(traceparent))
+            outcome = await self.tools.call(name, arguments, notifier.options(traceparent, principal))
         except UnknownTool as exc:
             raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {exc.name}", id=request.id) from exc
+        except Refused as exc:
+            code = OVERLOADED if exc.reason == "overloaded" else RATE_LIMITED
+            message = f"{exc.message}; retry after {exc.retry_after} s"
+            raise JsonRpcError(
+                code, message, data={"retryAfterSeconds": exc.retry_after}, id=request.id
+            ) from exc
         return call_tool_result(outcome)

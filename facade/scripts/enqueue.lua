@@ -1,0 +1,40 @@
+-- Admit one call and enqueue its arq job, atomically, in one round trip (facade/queue_client.py).
+--
+-- KEYS[1]   the job key            KEYS[2]   the pool's queue (arq's sorted set)
+-- KEYS[3..] token buckets the call must take a token from (per principal, per tool)
+-- ARGV[1] job key TTL (ms)   ARGV[2] the serialized job   ARGV[3] now (ms, the job's score)
+-- ARGV[4] job id   ARGV[5] wake channel   ARGV[6] wake message
+-- ARGV[7] the most jobs the queue may hold (queued and running) before calls are refused; 0: no limit
+-- ARGV[8..] per bucket: its capacity, then its refill in tokens per ms
+--
+-- Returns {1, backlog, 0} when enqueued, {0, backlog, 0} when the queue is full,
+-- {-1, bucket index, ms until a token} when a bucket is empty. Nothing is written on a refusal.
+local backlog = redis.call('ZCARD', KEYS[2])
+local limit = tonumber(ARGV[7])
+if limit > 0 and backlog >= limit then
+  return {0, backlog, 0}
+end
+local now = tonumber(ARGV[3])
+local levels = {}
+for i = 1, #KEYS - 2 do
+  local capacity = tonumber(ARGV[6 + 2 * i])
+  local refill = tonumber(ARGV[7 + 2 * i])
+  local state = redis.call('HMGET', KEYS[2 + i], 'tokens', 'at')
+  local tokens = tonumber(state[1]) or capacity
+  local at = tonumber(state[2]) or now
+  tokens = math.min(capacity, tokens + math.max(0, now - at) * refill)
+  if tokens < 1 then
+    return {-1, i, math.ceil((1 - tokens) / refill)}
+  end
+  levels[i] = tokens
+end
+for i = 1, #KEYS - 2 do
+  local capacity = tonumber(ARGV[6 + 2 * i])
+  local refill = tonumber(ARGV[7 + 2 * i])
+  redis.call('HSET', KEYS[2 + i], 'tokens', tostring(levels[i] - 1), 'at', ARGV[3])
+  redis.call('PEXPIRE', KEYS[2 + i], math.ceil(capacity / refill) + 1000)
+end
+redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return {1, backlog, 0}
