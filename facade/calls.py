@@ -82,7 +82,8 @@ class QueuedToolCalls:
             return _failed(
                 "invalid_arguments", f"Invalid arguments for tool {name!r}: " + "; ".join(problems)
             )
-        timeout = min(entry.timeout + self._grace_seconds, self._max_call_seconds)
+        # Room for one re-run of an idempotent tool after its worker died: its lease, then the run.
+        timeout = min(entry.timeout + entry.recovery_seconds + self._grace_seconds, self._max_call_seconds)
         queue = entry.pick_queue()
         admission = self._admission(name, options.principal, snapshot.slots.get(queue, 1), timeout)
         listener = options.listener

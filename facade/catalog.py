@@ -34,6 +34,9 @@ class CatalogEntry:
     queues: tuple[str, ...]
     timeout: float
     validator: Validator
+    #: A dying worker's job of this tool runs again elsewhere (idempotent tools only) once its
+    #: lease lapses, this long after: the caller's deadline makes room for it.
+    recovery_seconds: float
     terms: ToolTerms
 
     def pick_queue(self) -> str:
@@ -80,7 +83,10 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
     chosen: dict[str, tuple[float, dict[str, Any]]] = {}
     queues: dict[str, set[str]] = {}
     slots: dict[str, int] = {}
+    leases: dict[str, float] = {}
     for info in workers:
+        for spec in info["tools"]:
+            leases[spec["name"]] = max(leases.get(spec["name"], 0.0), float(info.get("lease_seconds", 10.0)))
         slots[info["queue"]] = slots.get(info["queue"], 0) + int(info.get("concurrency", 1))
         for spec in info["tools"]:
             name = spec["name"]
@@ -102,6 +108,7 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
             queues=tuple(sorted(queues[name])),
             timeout=float(extra.get("timeout", 30.0)),
             validator=validator,
+            recovery_seconds=leases.get(name, 0.0) if extra.get("idempotent") else 0.0,
             terms=ToolTerms(
                 mirrored=mirrored_parameters(input_schema),
                 client_capabilities=dict(extra.get("client_capabilities") or {}),

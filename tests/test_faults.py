@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import time
 from pathlib import Path
 
 import aiohttp
@@ -83,3 +85,38 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_a_killed_worker_s_job_runs_again_within_the_caller_s_deadline(tmp_path: Path):
+    """A 3 s idempotent tool, its worker SIGKILLed half a second in: the other worker of the pool
+    takes the job once the 2 s lease lapses, and the caller's deadline (the tool's timeout + one
+    lease + the grace) leaves room for that run; without the lease in it the caller would time out."""
+    python_path = str(ROOT / "tests")
+    marker = tmp_path / "starts"
+    with running_stack(
+        tmp_path, TOOLQ_JOB_LEASE_SECONDS="2", TOOLQ_IDLE_POLL_SECONDS="0.3", TOOLQ_CALL_GRACE_SECONDS="0.5"
+    ) as stack:
+        _, url = stack.facade()
+        for name in ("resume-a", "resume-b"):
+            stack.worker(
+                name,
+                "--tools",
+                "resumable",
+                "--pool",
+                "resume",
+                "--tool-modules",
+                "tools_for_tests",
+                PYTHONPATH=python_path,
+            )
+        await asyncio.to_thread(stack.wait_for_workers, "resume-a", "resume-b")
+        started = time.monotonic()
+        call = asyncio.create_task(seed_post(url, "resumable", {"marker": str(marker), "seconds": 1.5}))
+        await asyncio.to_thread(wait_until, marker.exists, 5, "the first run to start")
+        await asyncio.sleep(0.5)
+        os.kill(int(marker.read_text().split()[0]), signal.SIGKILL)
+        status, body = await asyncio.wait_for(call, 15)
+        answered_after = time.monotonic() - started
+    starts = marker.read_text().split()
+    assert (status, body.get("result")) == (200, {"slept": 1.5}), body
+    assert len(starts) == 2 and starts[0] != starts[1]  # ran again, on the other worker
+    assert answered_after > 3.5  # later than a deadline without the lease in it would have allowed

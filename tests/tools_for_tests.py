@@ -91,6 +91,19 @@ async def quits_async() -> Done:
     raise SystemExit(4)
 
 
+def _note_start(marker: Path) -> None:
+    with marker.open("a") as starts:
+        starts.write(f"{os.getpid()}\n")
+
+
+@tool(timeout=3, idempotent=True)
+async def resumable(marker: str, seconds: float) -> Slept:
+    """Note each start (with the pid of the worker running it) in `marker`, then sleep."""
+    _note_start(Path(marker))
+    await asyncio.sleep(seconds)
+    return Slept(slept=seconds)
+
+
 #: How many times `counted` ran for each key: a job must run exactly once.
 RUNS: dict[str, int] = {}
 

@@ -216,6 +216,8 @@ class WorkerInfo(TypedDict):
     started_at: float
     #: Jobs it runs at once (its slots): what the facades' admission control counts on.
     concurrency: NotRequired[int]
+    #: How long its claim on a job outlives it: a dead worker's job runs again this late.
+    lease_seconds: NotRequired[float]
 
 
 # --- serialization ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ class Registration:
     pid: int
     started_at: float = field(default_factory=time.time)
     concurrency: int = 1
+    lease_seconds: float = 10.0
 
     def info(self) -> contract.WorkerInfo:
         return {
@@ -42,6 +43,7 @@ class Registration:
             "pid": self.pid,
             "started_at": self.started_at,
             "concurrency": self.concurrency,
+            "lease_seconds": self.lease_seconds,
         }
 
     async def publish(self, redis: Redis, *, announce: bool) -> None:

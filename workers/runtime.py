@@ -222,6 +222,7 @@ class ToolWorker(Worker):
             host=socket.gethostname(),
             pid=os.getpid(),
             concurrency=settings.concurrency,
+            lease_seconds=settings.lease_seconds,
         )
         self._extra_shutdown = on_shutdown
         self.sync_runner = SyncToolRunner(settings.sync_processes)
