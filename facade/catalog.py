@@ -85,11 +85,10 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
     slots: dict[str, int] = {}
     leases: dict[str, float] = {}
     for info in workers:
-        for spec in info["tools"]:
-            leases[spec["name"]] = max(leases.get(spec["name"], 0.0), float(info.get("lease_seconds", 10.0)))
         slots[info["queue"]] = slots.get(info["queue"], 0) + int(info.get("concurrency", 1))
         for spec in info["tools"]:
             name = spec["name"]
+            leases[name] = max(leases.get(name, 0.0), float(info.get("lease_seconds", 10.0)))
             queues.setdefault(name, set()).add(info["queue"])
             if name not in chosen or info["started_at"] > chosen[name][0]:
                 chosen[name] = (info["started_at"], spec)

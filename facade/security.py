@@ -74,9 +74,6 @@ class AccessPolicy:
                 principal = name
         return principal
 
-    def token_ok(self, authorization: str | None) -> bool:
-        return self.authenticate(authorization) is not False
-
     @property
     def requires_token(self) -> bool:
         return bool(self._tokens)

@@ -125,7 +125,8 @@ async def run_json(
     timeout: float,  # noqa: ASYNC109 - how long the child process may take, then it is killed
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run a Node program that prints one JSON object, without blocking the event loop."""
+    """Run a program that prints one JSON object, without blocking the event loop."""
+    name = " ".join(Path(part).name for part in command[:2])
     process = await asyncio.create_subprocess_exec(
         *command, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -134,10 +135,10 @@ async def run_json(
     except TimeoutError:
         process.kill()
         out, err = await process.communicate()
-        pytest.fail(f"{command[1]} did not finish within {timeout:.0f} s{outputs(out, err)}")
-    assert process.returncode == 0, f"{command[1]} exited with {process.returncode}{outputs(out, err)}"
+        pytest.fail(f"{name} did not finish within {timeout:.0f} s{outputs(out, err)}")
+    assert process.returncode == 0, f"{name} exited with {process.returncode}{outputs(out, err)}"
     try:
         report: dict[str, Any] = json.loads(out)
     except json.JSONDecodeError:
-        pytest.fail(f"{command[1]} did not print one JSON object{outputs(out, err)}")
+        pytest.fail(f"{name} did not print one JSON object{outputs(out, err)}")
     return report

@@ -15,7 +15,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import redis as redis_sync
 
@@ -43,6 +45,13 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> 
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def seed_post(url: str, tool: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """One call in the seed's own format: its HTTP status and JSON body."""
+    payload = {"tool": tool, "params": params}
+    async with aiohttp.ClientSession() as session, session.post(url, json=payload) as response:
+        return response.status, await response.json()
 
 
 def redis_server_binary() -> str:

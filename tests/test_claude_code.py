@@ -9,7 +9,6 @@ runs in-process on a real port of 127.0.0.1, its queue on fakeredis with an in-p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from aiohttp import web
 from arq.connections import ArqRedis
 from fake_anthropic import FakeAnthropic, RecordedRequest, Reply, text, tool_use
-from npm_packages import NPM_CI_TIMEOUT, installed, outputs
+from npm_packages import NPM_CI_TIMEOUT, installed, run_json
 
 from facade.app import create_app
 from facade.settings import FacadeSettings
@@ -66,18 +65,7 @@ async def run_claude(
         "--allowedTools",
         "mcp__toolq__add,mcp__toolq__weather",
     ]
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=home, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), CLAUDE_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        out, err = await process.communicate()
-        pytest.fail(f"claude -p did not finish within {CLAUDE_TIMEOUT:.0f} s{outputs(out, err)}")
-    assert process.returncode == 0, f"claude -p exited with {process.returncode}{outputs(out, err)}"
-    result: dict[str, Any] = json.loads(out)
-    return result
+    return await run_json(command, cwd=home, timeout=CLAUDE_TIMEOUT, env=env)
 
 
 def asks_for_add_and_weather(request: RecordedRequest) -> Reply:

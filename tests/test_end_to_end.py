@@ -11,19 +11,12 @@ import asyncio
 import time
 from pathlib import Path
 
-import aiohttp
 import mcp
 import pytest
 from fake_open_meteo import FakeOpenMeteo
-from real_processes import running_stack, wait_until
+from real_processes import running_stack, seed_post, wait_until
 
 pytestmark = pytest.mark.redis_server
-
-
-async def seed_post(url: str, tool: str, params: dict) -> tuple[int, dict]:
-    payload = {"tool": tool, "params": params}
-    async with aiohttp.ClientSession() as session, session.post(url, json=payload) as response:
-        return response.status, await response.json()
 
 
 async def test_official_sdk_client_and_seed_post_reach_worker_processes(tmp_path: Path):

@@ -8,19 +8,12 @@ import signal
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 import redis as redis_sync
-from real_processes import ROOT, running_stack, wait_until
+from real_processes import ROOT, running_stack, seed_post, wait_until
 from redis.exceptions import OutOfMemoryError
 
 pytestmark = pytest.mark.redis_server
-
-
-async def seed_post(url: str, tool: str, params: dict) -> tuple[int, dict]:
-    payload = {"tool": tool, "params": params}
-    async with aiohttp.ClientSession() as session, session.post(url, json=payload) as response:
-        return response.status, await response.json()
 
 
 async def test_a_full_redis_refusing_writes_does_not_kill_the_worker(tmp_path: Path):

@@ -66,12 +66,12 @@ async def test_health_endpoints_need_no_token(make_facade):
 
 def test_token_check_accepts_only_exact_bearer_tokens():
     policy = AccessPolicy(FacadeSettings(tokens=("t0ken",)))
-    assert policy.token_ok("Bearer t0ken")
-    assert policy.token_ok("bearer t0ken")
-    assert not policy.token_ok("Bearer t0ke")
-    assert not policy.token_ok("Bearer t0ken0")
-    assert not policy.token_ok("Basic t0ken")
-    assert not policy.token_ok(None)
+    assert policy.authenticate("Bearer t0ken") is not False
+    assert policy.authenticate("bearer t0ken") is not False
+    assert policy.authenticate("Bearer t0ke") is False
+    assert policy.authenticate("Bearer t0ken0") is False
+    assert policy.authenticate("Basic t0ken") is False
+    assert policy.authenticate(None) is False
 
 
 def test_listening_beyond_loopback_without_tokens_is_refused():

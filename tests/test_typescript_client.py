@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +119,27 @@ PROGRESS = [{"progress": step, "total": 3, "message": f"step {step}"} for step i
 INFO_LOGS = [{"level": "info", "data": f"narrated step {step} of 3"} for step in (1, 2, 3)]
 
 
-async def test_the_typescript_sdk_client_lists_calls_and_terminates(
-    typescript_clients: tuple[str, Path], facade_url: str, tmp_path: Path
-):
-    node, directory = typescript_clients
-    trail = tmp_path / "watched.trail"
+@dataclass(frozen=True)
+class Run:
+    report: dict[str, Any]
+    trail: Path
 
-    report = await run_json(
-        [node, "client.mjs", facade_url], cwd=directory, timeout=CLIENT_TIMEOUT, env=client_env(trail)
+
+@pytest.fixture(scope="module")
+def v1_run(
+    typescript_clients: tuple[str, Path], facade_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Run:
+    """One run of client.mjs (the 1.32 SDK), which both of its tests read."""
+    node, directory = typescript_clients
+    trail = tmp_path_factory.mktemp("typescript-v1") / "watched.trail"
+    command = [node, "client.mjs", facade_url]
+    return Run(
+        asyncio.run(run_json(command, cwd=directory, timeout=CLIENT_TIMEOUT, env=client_env(trail))), trail
     )
+
+
+def test_the_typescript_sdk_client_lists_calls_and_terminates(v1_run: Run):
+    report = v1_run.report
 
     assert report["serverInfo"]["name"] == "toolq"
     assert report["capabilities"]["tools"] == {"listChanged": False}
@@ -141,14 +154,9 @@ async def test_the_typescript_sdk_client_lists_calls_and_terminates(
 
 
 async def test_the_typescript_sdk_client_gets_progress_and_info_logs_and_its_cancel_stops_the_job(
-    typescript_clients: tuple[str, Path], facade_url: str, tmp_path: Path
+    v1_run: Run,
 ):
-    node, directory = typescript_clients
-    trail = tmp_path / "watched.trail"
-
-    report = await run_json(
-        [node, "client.mjs", facade_url], cwd=directory, timeout=CLIENT_TIMEOUT, env=client_env(trail)
-    )
+    report, trail = v1_run.report, v1_run.trail
 
     progress = report["progress"]
     assert progress["result"]["structuredContent"] == {"done": True}

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import inspect
-import json
 import re
 import types
 from collections.abc import Awaitable, Callable
@@ -162,8 +161,7 @@ class ToolDefinition:
         return self.render(result)
 
     def render(self, result: Any) -> ToolOutput:
-        """A returned value as data and/or content blocks; ToolError if it is not what was declared,
-        or if it holds a number JSON cannot carry (infinity, NaN)."""
+        """A returned value as data and/or content blocks; ToolError if it is not what was declared."""
         output: ToolOutput
         if self.result_kind == "data":
             output = {"structured": self._data(result)}
@@ -175,12 +173,6 @@ class ToolDefinition:
             output = {"content": self._content(result.content)}
             if result.structured is not None or self.output_schema is not None:
                 output["structured"] = self._data(result.structured)
-        try:
-            json.dumps(output, allow_nan=False)
-        except ValueError as exc:
-            raise ToolError(
-                f"tool {self.name!r} returned a number that JSON cannot carry (infinity or NaN)"
-            ) from exc
         return output
 
     def _data(self, value: Any) -> Any:

@@ -173,7 +173,17 @@ def job_for(
         context = ToolContext(report, write_log)
         started = time.perf_counter()
         result = await run_tool(definition, call.get("arguments") or {}, context, worker_id, run_sync)
-        size = len(contract.dumps(result))
+        # One serialization checks both what JSON cannot say and how large the result is.
+        try:
+            size = len(contract.dumps(result))
+        except ValueError:
+            result = failure(
+                "tool_error",
+                f"Tool {definition.name!r} returned a number that JSON cannot carry (infinity or NaN).",
+                worker_id,
+                started,
+            )
+            size = 0
         if size > max_result_bytes:
             result = failure(
                 "tool_error",
