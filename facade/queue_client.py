@@ -34,6 +34,11 @@ EventCallback = Callable[[contract.ProgressEvent | contract.LogEvent], Awaitable
 
 
 ENQUEUE_SCRIPT = (Path(__file__).parent / "scripts" / "enqueue.lua").read_text()
+#: Reconnect back-off cap: once Redis is back, the events channel is back within this.
+MAX_BACKOFF_SECONDS = 1.0
+#: After a reconnect, a call whose job Redis no longer has is declared lost only this much later:
+#: a worker still running it puts its lease back within a fraction of a second (workers/leases.py).
+LOST_AFTER_SECONDS = 3.0
 
 
 class CallTimedOut(Exception):
@@ -99,6 +104,7 @@ class QueueClient:
         self._on_registry_change = on_registry_change
         self._waiters: dict[str, _Waiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._lost_checks: set[asyncio.Task[None]] = set()
         self._admit = redis.register_script(ENQUEUE_SCRIPT)
         self._subscribed = asyncio.Event()
 
@@ -128,6 +134,7 @@ class QueueClient:
                 await self._subscribed.wait()
 
     async def close(self) -> None:
+        self._tasks += self._lost_checks
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -292,8 +299,10 @@ class QueueClient:
                 self._subscribed.set()
                 if backoff > 0.1:
                     # Events published while we were away are lost: look at the result keys now,
-                    # and fail the calls whose jobs Redis no longer has (it restarted empty).
-                    await self._check_results(min_age=0.0, find_lost=True)
+                    # and a little later fail the calls whose jobs Redis no longer has and no
+                    # worker holds (it restarted empty).
+                    await self._check_results(min_age=0.0)
+                    self._find_lost_soon()
                     self._registry_changed()
                 backoff = 0.1
                 async for message in pubsub.listen():
@@ -312,10 +321,25 @@ class QueueClient:
                 self._subscribed.clear()
                 log.warning("events channel lost (%s); reconnecting in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _find_lost_soon(self) -> None:
+        if self._lost_checks:
+            return  # one is on its way
+
+        async def find_lost() -> None:
+            await asyncio.sleep(LOST_AFTER_SECONDS)
+            try:
+                await self._check_results(min_age=0.0, find_lost=True)
+            except (RedisError, OSError) as exc:
+                log.debug("looking for lost calls failed: %s", exc)  # the next reconnect looks again
+
+        task = asyncio.create_task(find_lost(), name="toolq-find-lost")
+        self._lost_checks.add(task)
+        task.add_done_callback(self._lost_checks.discard)
 
     def _registry_changed(self) -> None:
         if self._on_registry_change is not None:
@@ -324,16 +348,21 @@ class QueueClient:
     async def _sweep(self) -> None:
         """The safety net: results whose push never arrived are read from their result keys."""
         last_cleanup = 0.0
+        failing = False
         while True:
             await asyncio.sleep(self._sweep_seconds)
             try:
                 await self._check_results(min_age=self._sweep_seconds)
+                if failing:
+                    failing = False
+                    self._find_lost_soon()  # Redis is back, perhaps without its data
                 if time.monotonic() - last_cleanup > 60:
                     last_cleanup = time.monotonic()
                     # arq never removes abort marks for jobs that finished before the mark.
                     stale = int((time.time() - 300) * 1000)
                     await self.redis.zremrangebyscore(contract.ABORT_JOBS, "-inf", stale)
             except (RedisError, OSError) as exc:
+                failing = True
                 log.debug("result sweep skipped: %s", exc)
 
     async def _check_results(self, *, min_age: float, find_lost: bool = False) -> None:
@@ -341,10 +370,11 @@ class QueueClient:
         job_ids = [job_id for job_id, w in self._waiters.items() if now - w.registered >= min_age]
         if not job_ids:
             return
-        # Jobs first, then results: a job finishing in between is seen by the second read.
+        # Jobs (queued, or held by a worker) first, then results: a job finishing in between is
+        # seen by the second read.
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids if find_lost else ():
-                pipe.exists(contract.job_key(job_id))
+                pipe.exists(contract.job_key(job_id), contract.IN_PROGRESS_KEY_PREFIX + job_id)
             pipe.mget([contract.result_key(job_id) for job_id in job_ids])
             *queued, records = await pipe.execute()
         if not find_lost:

@@ -34,6 +34,19 @@ def arq_redis(server: fakeredis.FakeServer) -> ArqRedis:
     )
 
 
+def fake_worker(
+    definitions: list[ToolDefinition], settings: WorkerSettings, server: fakeredis.FakeServer
+) -> ToolWorker:
+    """An in-process ToolWorker on a fake Redis server (its pool and its lease keeper's client)."""
+    return ToolWorker(
+        definitions,
+        settings,
+        redis_pool=arq_redis(server),
+        handle_signals=False,
+        lease_client=fakeredis.FakeRedis(server=server),
+    )
+
+
 @pytest.fixture
 def fake_server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
@@ -75,7 +88,7 @@ async def start_worker(fake_server: fakeredis.FakeServer) -> AsyncIterator[Start
             lease_seconds=lease_seconds,
             drain_seconds=0,
         )
-        worker = ToolWorker(definitions, settings, redis_pool=arq_redis(fake_server), handle_signals=False)
+        worker = fake_worker(definitions, settings, fake_server)
         task = asyncio.create_task(worker.main())
         running.append((worker, task))
         client = worker.pool

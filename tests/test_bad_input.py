@@ -21,14 +21,13 @@ from typing import Any
 import fakeredis
 import pytest
 from aiohttp import web
-from conftest import FAST_FACADE, arq_redis
+from conftest import FAST_FACADE, arq_redis, fake_worker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp_http import StatelessMcpHttp
 from real_processes import free_port
 
 from facade.app import create_app
-from workers.runtime import ToolWorker
 from workers.settings import WorkerSettings
 from workers.tools import discover
 
@@ -92,7 +91,7 @@ class ServedInAThread:
         server = fakeredis.FakeServer()
         definitions = [discover()[name] for name in ("add", "weather")]
         settings = replace(WorkerSettings(), worker_id="fuzzed", drain_seconds=0)
-        worker = ToolWorker(definitions, settings, redis_pool=arq_redis(server), handle_signals=False)
+        worker = fake_worker(definitions, settings, server)
         running = asyncio.create_task(worker.main())
         runner = web.AppRunner(
             create_app(replace(FAST_FACADE, max_call_seconds=5.0), redis=arq_redis(server))

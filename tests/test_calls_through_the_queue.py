@@ -7,25 +7,17 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
 
 import aiohttp
 import pytest
 import tools_for_tests as test_tools
 from arq.jobs import Job
 from mcp_http import McpHttp
+from waiting import eventually
 
 import workers.runtime
 from facade.queue_client import QueueClient
 from workers import contract
-
-
-async def eventually(condition: Callable[[], object], failure: str, seconds: float = 2.0) -> None:
-    """Wait until `condition()` holds; fail with `failure` if it does not within `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, failure
-        await asyncio.sleep(0.02)
 
 
 async def test_a_tool_error_is_a_result_with_is_error(make_facade, start_worker):

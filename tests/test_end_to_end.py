@@ -141,24 +141,3 @@ async def test_a_job_whose_worker_was_killed_runs_again_on_another(tmp_path: Pat
             assert result.structured_content["country"] == "France"
             assert (result.meta or {}).get("toolq/worker") == "weather-b"
             assert weather_api.count("/v1/forecast") == 2
-
-
-async def test_a_call_whose_job_redis_lost_fails_at_once_not_at_its_deadline(tmp_path: Path):
-    async with FakeOpenMeteo() as weather_api:
-        weather_api.forecast_delay = 60
-        with running_stack(tmp_path, **weather_api.env) as stack:
-            _, url = stack.facade()
-            stack.worker("weather-1", "--tools", "weather")
-            await asyncio.to_thread(stack.wait_for_workers, "weather-1")
-            call = asyncio.create_task(seed_post(url, "weather", {"city": "Tokyo"}))
-            started = lambda: weather_api.count("/v1/forecast") == 1  # noqa: E731
-            await asyncio.to_thread(wait_until, started, 10, "the call to reach the weather API")
-            stack.redis.stop()
-            stack.redis.start()  # empty: the job is gone
-            status, body = await asyncio.wait_for(call, 10)  # its deadline is 20 s away
-            assert status == 503, body  # unavailable, not the tool's failure
-            assert "The queue lost this call" in body["error"]
-            # Until the worker re-registers the tool has no live worker, but it is not unknown.
-            weather_api.forecast_delay = 0
-            status, body = await asyncio.wait_for(seed_post(url, "weather", {"city": "Tokyo"}), 10)
-            assert status in (200, 503), body

@@ -9,9 +9,11 @@ import time
 import pytest
 import tools_for_tests as test_tools
 from mcp_http import McpHttp
+from waiting import eventually
 
 from facade.queue_client import QueueClient
 from workers import contract
+from workers.runtime import CLAIM_HOLD_AFTER_GAP_SECONDS
 
 
 async def test_a_job_running_past_its_lease_is_renewed_not_run_again(start_worker, redis):
@@ -101,3 +103,71 @@ async def test_a_worker_that_just_finished_a_job_still_stops_when_cancelled(star
     finally:
         await queue.close()
     assert result["ok"] is True
+
+
+async def test_a_worker_never_starts_a_job_it_is_still_running(start_worker, redis):
+    """The running job's claim vanishes (as when Redis lost it) and a wake-up names the job: the
+    worker running it does not start it a second time."""
+    worker = await start_worker([test_tools.slow_counted], idle_poll_seconds=60)
+    queue = QueueClient(redis)
+    await queue.start()
+    try:
+        call = asyncio.create_task(
+            queue.call(worker.queue_name, "slow_counted", {"key": "twice?", "seconds": 1.0}, timeout=10)
+        )
+        await eventually(lambda: test_tools.RUNS.get("twice?") == 1, "the job did not start", 5)
+        (job_id,) = [key.decode().removeprefix(contract.IN_PROGRESS_KEY_PREFIX)
+                     for key in await redis.keys(contract.IN_PROGRESS_KEY_PREFIX + "*")]  # fmt: skip
+        await redis.delete(contract.IN_PROGRESS_KEY_PREFIX + job_id)
+        await redis.publish(contract.wake_channel(worker.queue_name), contract.wake_message(job_id))
+        result = await call
+    finally:
+        await queue.close()
+    assert result["ok"] is True, result
+    assert test_tools.RUNS["twice?"] == 1
+
+
+async def test_after_a_redis_gap_a_worker_waits_before_claiming(start_worker, redis, fake_server):
+    """Claims wait a moment after Redis returns, so that jobs still running on other workers have
+    their leases back before anyone could take them. (A lower bound: noise only makes it later.)"""
+    worker = await start_worker([test_tools.counted], idle_poll_seconds=0.1)
+    fake_server.connected = False
+    await asyncio.sleep(0.5)
+    fake_server.connected = True
+    back = time.monotonic()
+    await redis.enqueue_job(
+        contract.job_function("counted"), {"arguments": {"key": "after-gap"}, "progress": False},
+        _queue_name=worker.queue_name,
+    )  # fmt: skip
+    await eventually(lambda: "after-gap" in test_tools.RUNS, "the job did not start after the gap", 10)
+    assert time.monotonic() - back >= 0.9 * CLAIM_HOLD_AFTER_GAP_SECONDS
+
+
+async def test_a_call_redis_forgot_is_not_declared_lost_while_a_worker_puts_its_lease_back(
+    redis, fake_server
+):
+    """Redis comes back empty; a second later the worker running the job puts its lease back, and
+    later still delivers the result. The facade waits for that instead of calling the job lost."""
+    queue = QueueClient(redis)
+    await queue.start()
+    try:
+        call = asyncio.create_task(queue.call("toolq:queue:nobody", "counted", {"key": "k"}, timeout=20))
+        await eventually(lambda: redis.zcard("toolq:queue:nobody"), "the job was not queued")
+        (job_id,) = [raw.decode() for raw in await redis.zrange("toolq:queue:nobody", 0, -1)]
+        fake_server.connected = False
+        await asyncio.sleep(1.5)  # longer than a sweep: the facade sees Redis gone
+        fake_server.connected = True
+        await redis.flushall()  # Redis restarted without its data
+        await asyncio.sleep(1.0)
+        await redis.set(contract.IN_PROGRESS_KEY_PREFIX + job_id, "worker-a", px=3000)  # the lease, back
+        await asyncio.sleep(1.0)
+        done = {
+            "type": "done",
+            "job_id": job_id,
+            "result": {"ok": True, "worker": "worker-a", "duration_ms": 1},
+        }
+        await redis.publish(contract.events_channel(queue.facade_id), contract.dumps(done))
+        result = await asyncio.wait_for(call, 5)
+    finally:
+        await queue.close()
+    assert result["ok"] is True, result

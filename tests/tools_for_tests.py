@@ -162,3 +162,54 @@ async def watched(marker: str, seconds: float) -> Slept:
         raise
     _leave_trail(trail, "finished")
     return Slept(slept=seconds)
+
+
+def _tally(ledger: str, event: str, call: str) -> None:
+    # One short line per write, appended: lines from concurrent processes never interleave.
+    with Path(ledger).open("a") as book:
+        book.write(f"{event} {call} {os.getpid()} {time.time()}\n")
+
+
+def read_ledger(ledger: Path) -> dict[str, dict[str, int]]:
+    """Per call name, how many times `tallied`/`tallied_once` started and ended it."""
+    counts: dict[str, dict[str, int]] = {}
+    if not ledger.exists():
+        return counts
+    for line in ledger.read_text().split("\n")[:-1]:
+        event, call, _pid, _at = line.split()
+        per_call = counts.setdefault(call, {"start": 0, "end": 0})
+        per_call[event] += 1
+    return counts
+
+
+class Tallied(BaseModel):
+    call: str
+    pid: int
+
+
+@tool(timeout=40, idempotent=True)
+async def tallied(ledger: str, call: str, seconds: float) -> Tallied:
+    """Idempotent: note "start <call>" in the file `ledger`, sleep, note "end <call>". The side
+    channel that counts real executions, whatever toolq's own bookkeeping says."""
+    _tally(ledger, "start", call)
+    await asyncio.sleep(seconds)
+    _tally(ledger, "end", call)
+    return Tallied(call=call, pid=os.getpid())
+
+
+@tool(timeout=40)
+async def tallied_once(ledger: str, call: str, seconds: float) -> Tallied:
+    """`tallied`, not idempotent: toolq must never start it twice."""
+    _tally(ledger, "start", call)
+    await asyncio.sleep(seconds)
+    _tally(ledger, "end", call)
+    return Tallied(call=call, pid=os.getpid())
+
+
+@tool(timeout=10, idempotent=True)
+async def loop_blocker(ledger: str, call: str, seconds: float) -> Tallied:
+    """An async tool that wrongly blocks its worker's event loop for `seconds` (time.sleep)."""
+    _tally(ledger, "start", call)
+    time.sleep(seconds)  # noqa: ASYNC251 - the point of this tool
+    _tally(ledger, "end", call)
+    return Tallied(call=call, pid=os.getpid())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -21,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis
 from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
@@ -30,6 +32,7 @@ from redis.exceptions import RedisError
 
 from workers import contract
 from workers.definition import SyncRunner, ToolContext, ToolDefinition, ToolError
+from workers.leases import LeaseKeeper, sync_client
 from workers.registry import Registration
 from workers.settings import WorkerSettings, redis_settings
 from workers.sync_tools import SyncToolRunner, ToolProcessDied
@@ -46,6 +49,11 @@ IDEMPOTENT_MAX_TRIES = 3
 #: Every way Redis can fail a command: unreachable, too slow, or refusing it (e.g. OOM when it
 #: is full). The worker's loops back off and go on through all of them, never die of one.
 REDIS_ERRORS = (RedisError, ConnectionError, OSError)
+#: Reconnect back-off cap: once Redis is back, every loop is back within this.
+MAX_BACKOFF_SECONDS = 1.0
+#: After a Redis gap, claims wait this long, so that every worker's lease keeper (which retries
+#: every 0.2 s) has put back the leases of the jobs it is still running before anyone claims.
+CLAIM_HOLD_AFTER_GAP_SECONDS = 1.0
 
 
 def describe_validation_error(tool_name: str, error: ValidationError) -> str:
@@ -219,7 +227,10 @@ class ToolWorker(Worker):
         redis_pool: ArqRedis | None = None,
         handle_signals: bool = True,
         on_shutdown: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        lease_client: redis.Redis | None = None,
     ) -> None:
+        """`lease_client` is the blocking client the lease keeper's thread uses; by default one
+        to `settings.redis_url`."""
         self.settings = settings
         self.definitions = definitions
         self.pool_label = settings.pool_name([d.name for d in definitions])
@@ -259,6 +270,16 @@ class ToolWorker(Worker):
         # arq keeps a job's in-progress key for its longest timeout + 10 s, so a job whose worker
         # died waits that long to run again; a renewed lease frees it within lease_seconds.
         self.in_progress_timeout_s = settings.lease_seconds
+        self.leases = LeaseKeeper(
+            lease_client
+            or sync_client(redis_settings(settings.redis_url), timeout=min(2.0, settings.lease_seconds / 3)),
+            settings.worker_id,
+            settings.lease_seconds,
+        )
+        #: How long a claimed job's lease is renewed: its tool's timeout and arq's margin.
+        self._job_seconds = max(d.timeout for d in definitions) + ARQ_TIMEOUT_MARGIN_SECONDS
+        #: Set when this worker saw Redis fail: claims wait for the leases to be back first.
+        self._redis_gap = False
         self._wake = asyncio.Event()
         self._hinted: list[bytes] = []
         self._abort_hinted = False
@@ -298,15 +319,17 @@ class ToolWorker(Worker):
         self._background = [
             asyncio.create_task(self._listen_for_wakeups(), name="toolq-wake"),
             self.heartbeat,
-            asyncio.create_task(self._renew_leases(), name="toolq-leases"),
         ]
+        self.leases.start()
         backoff = 0.1
         last_full_poll = float("-inf")
         while True:
             self._wake.clear()
-            hinted, self._hinted = self._hinted, []
-            abort_hinted, self._abort_hinted = self._abort_hinted, False
             try:
+                if self._redis_gap:
+                    await self._hold_claims_after_gap()
+                hinted, self._hinted = self._hinted, []
+                abort_hinted, self._abort_hinted = self._abort_hinted, False
                 if hinted or abort_hinted:
                     # A wake-up names its job: claim it directly, no scan of the queue.
                     if hinted and self.allow_pick_jobs:
@@ -319,9 +342,11 @@ class ToolWorker(Worker):
                     await self._poll_iteration()
                 backoff = 0.1
             except REDIS_ERRORS as exc:
-                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
+                if not self._redis_gap:
+                    log.warning("Redis unavailable (%s); retrying", exc)
+                self._redis_gap = True
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             self._saturated = self.job_counter >= self.max_jobs
             idle = max(0.0, self.poll_delay_s - (loop_time() - last_full_poll))
@@ -331,25 +356,39 @@ class ToolWorker(Worker):
                 async with asyncio.timeout(idle):
                     await self._wake.wait()
 
+    async def _hold_claims_after_gap(self) -> None:
+        """Redis failed: once it answers again, wait a moment before claiming anything, so the
+        leases of jobs still running on any worker of the pool are back first. Raises the Redis
+        error while it does not answer."""
+        await self.pool.ping()
+        log.info("Redis is back: claims resume in %.1f s", CLAIM_HOLD_AFTER_GAP_SECONDS)
+        await asyncio.sleep(CLAIM_HOLD_AFTER_GAP_SECONDS)
+        self._redis_gap = False
+
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim and start jobs: arq's start_jobs, with the claim in one round trip.
 
         arq claims with WATCH, EXISTS, ZSCORE and MULTI (four round trips). One MULTI of
         `SET in-progress NX PX` and `ZSCORE` takes the same decision atomically: the claim holds
         only if the in-progress key was ours to set and the job is still queued and due; a claim
-        that does not hold is released at once.
+        that does not hold is released at once. The key holds this worker's id (arq only asks
+        whether it exists), which the lease keeper renews. A job this worker still holds (running,
+        or its result waiting for Redis) is never started here again.
         """
         for raw_id in job_ids:
+            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            if self.leases.holds(job_id):
+                continue
             await self.sem.acquire()
             if self.job_counter >= self.max_jobs:
                 self.sem.release()
                 return
             self.job_counter += 1
-            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
             in_progress_key = in_progress_key_prefix + job_id
+            owner = self.settings.worker_id
             try:
                 async with self.pool.pipeline(transaction=True) as pipe:
-                    pipe.set(in_progress_key, b"1", px=int(self.in_progress_timeout_s * 1000), nx=True)
+                    pipe.set(in_progress_key, owner, px=int(self.in_progress_timeout_s * 1000), nx=True)
                     pipe.zscore(self.queue_name, job_id)
                     claimed, score = await pipe.execute()
             except BaseException:
@@ -362,31 +401,20 @@ class ToolWorker(Worker):
                 self.job_counter -= 1
                 self.sem.release()
                 continue
+            self.leases.take(job_id, self._job_seconds)
             task = self.loop.create_task(self.run_job(job_id, int(score)))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(functools.partial(self._job_done, job_id))
             self.tasks[job_id] = task
+
+    def _job_done(self, job_id: str, _task: asyncio.Task[None]) -> None:
+        self.leases.release(job_id)
+        self._release_sem_dec_counter_on_complete()
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
         if self._saturated:
             # The last poll stopped at max_jobs: there may be more queued work for this slot.
             self._wake.set()
-
-    async def _renew_leases(self) -> None:
-        """Extend the in-progress keys of the jobs running here while they run."""
-        lease_ms = int(self.in_progress_timeout_s * 1000)
-        while True:
-            await asyncio.sleep(self.in_progress_timeout_s / 3)
-            running = [job_id for job_id, task in self.tasks.items() if not task.done()]
-            if not running:
-                continue
-            try:
-                async with self.pool.pipeline(transaction=False) as pipe:
-                    for job_id in running:
-                        pipe.pexpire(in_progress_key_prefix + job_id, lease_ms)
-                    await pipe.execute()
-            except REDIS_ERRORS as exc:
-                log.warning("could not renew job leases: %s", exc)
 
     def _hint(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data
@@ -412,8 +440,9 @@ class ToolWorker(Worker):
                         self._hint(message["data"])
             except REDIS_ERRORS as exc:
                 log.warning("wake-up channel lost (%s); reconnecting in %.1f s", exc, backoff)
+                self._redis_gap = True
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -424,13 +453,75 @@ class ToolWorker(Worker):
             job_id: str = ctx["job_id"]
             await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id))
 
-    # --- failures arq records without running a hook ------------------------------------------
+    # --- storing results, across Redis gaps -------------------------------------------------------
+
+    async def finish_job(  # noqa: PLR0917 - arq's signature
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """arq's finish_job (store the result, end the job), kept until Redis takes it."""
+        store = super().finish_job
+        late = await self._until_stored(
+            job_id,
+            lambda: store(
+                job_id,
+                finish,
+                result_data,
+                result_timeout_s,
+                keep_result_forever,
+                incr_score,
+                keep_in_progress,
+            ),
+        )
+        if late and finish and result_data is not None:
+            await self._push_stored(job_id, result_data)  # the push the tool made was lost with Redis
 
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
-        await super().finish_failed_job(job_id, result_data)
+        """arq records these failures without running a hook: toolq pushes them, too."""
+        store = super().finish_failed_job
+        await self._until_stored(job_id, lambda: store(job_id, result_data))
         if result_data is not None:
-            result = contract.call_result_from_arq_record(result_data, self.settings.worker_id)
-            await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
+            await self._push_stored(job_id, result_data)
+
+    async def _until_stored(self, job_id: str, store: Callable[[], Awaitable[None]]) -> bool:
+        """Run `store` until Redis takes it: the worker's outbox. While Redis is away the finished
+        job keeps its worker slot (so the outbox is bounded by the worker's concurrency) and its
+        lease (so no other worker runs it again). True when it took more than one try."""
+        self.leases.deliver(job_id)
+        backoff = 0.05
+        give_up = loop_time() + max(60.0, float(self.keep_result_s))
+        tries = 0
+        try:
+            while True:
+                tries += 1
+                try:
+                    await store()
+                    if tries > 1:
+                        log.info("job %s: result stored after %d tries", job_id, tries)
+                    return tries > 1
+                except REDIS_ERRORS as exc:
+                    if loop_time() > give_up:
+                        log.error("job %s: result not stored, Redis away too long (%s)", job_id, exc)
+                        return False
+                    if tries == 1:
+                        log.warning("job %s: Redis away (%s); its result waits here", job_id, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        finally:
+            self.leases.release(job_id, delivered=True)
+
+    async def _push_stored(self, job_id: str, result_data: bytes) -> None:
+        if len(result_data) > contract.INLINE_RESULT_BYTES:
+            await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id))
+            return
+        result = contract.call_result_from_arq_record(result_data, self.settings.worker_id)
+        await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
 
     # --- shutdown -------------------------------------------------------------------------------
 
@@ -464,6 +555,7 @@ class ToolWorker(Worker):
 
     async def _on_shutdown(self, ctx: dict[str, Any]) -> None:
         await self.leave()
+        await asyncio.to_thread(self.leases.stop)  # every job has ended: no lease left to keep
         self.sync_runner.close()
         if self._extra_shutdown is not None:
             await self._extra_shutdown(ctx)
