@@ -85,7 +85,11 @@ class QueuedToolCalls:
         # Room for one re-run of an idempotent tool after its worker died: its lease, then the run.
         timeout = min(entry.timeout + entry.recovery_seconds + self._grace_seconds, self._max_call_seconds)
         queue = entry.pick_queue()
-        admission = self._admission(name, options.principal, snapshot.slots.get(queue, 1), timeout)
+        pool = PoolShape(
+            slots=max(1, snapshot.slots.get(queue, 1)), workers=max(1, snapshot.workers.get(queue, 1))
+        )
+        budget = QUEUE_WAIT_SHARE * min(entry.timeout, timeout - self._grace_seconds)
+        admission = self._admission(name, options.principal, pool, max(0.0, budget))
         listener = options.listener
 
         async def on_event(event: contract.ProgressEvent | contract.LogEvent) -> None:
@@ -120,17 +124,25 @@ class QueuedToolCalls:
             self._seconds_per_call[name] = previous + (seconds - previous) * 0.2
         return outcome
 
-    def _admission(self, tool: str, principal: str | None, slots: int, timeout: float) -> Admission:
+    def _admission(self, tool: str, principal: str | None, pool: PoolShape, budget: float) -> Admission:
         """What this call must pass to be queued.
 
-        A pool can finish `slots * timeout / seconds_per_call` calls within a call's deadline;
-        more queued than that would only time out together, so the queue is capped there (and
-        at `max_queue_depth`, and at `backlog_per_slot` per slot while the tool's pace is not
-        known yet).
+        A call queued behind `backlog` others waits about `backlog x seconds per queued call`; a
+        pool is allowed the backlog it can work off within `budget` seconds (half the time the
+        call may take: the rest is for its own run, a re-run, and machines busier than usual).
+        A queued call costs the pool the tool's recent run time over the pool's slots, and at
+        least WORKER_SECONDS_PER_JOB over its worker processes (a worker's own work per job
+        bounds a trivial tool's pace). The backlog is also capped at `max_queue_depth`, and at
+        `backlog_per_slot` per slot while the tool's pace is not known yet.
         """
         limits = self._limits
         pace = self._seconds_per_call.get(tool)
-        cap = slots * (timeout / max(pace, 0.001) if pace else limits.backlog_per_slot)
+        per_queued_call = None
+        if pace is not None:
+            per_queued_call = max(pace / pool.slots, WORKER_SECONDS_PER_JOB / pool.workers)
+            cap = budget / per_queued_call
+        else:
+            cap = float(pool.slots * limits.backlog_per_slot)
         rates: list[RateLimit] = []
         if limits.principal_per_second > 0:
             who = principal or "(no token)"
@@ -152,11 +164,25 @@ class QueuedToolCalls:
                 )
             )
         return Admission(
-            max_backlog=max(slots, int(min(cap, limits.max_queue_depth))),
+            max_backlog=max(pool.slots, int(min(cap, limits.max_queue_depth))),
             rates=tuple(rates),
-            slots=slots,
-            seconds_per_call=pace,
+            seconds_per_queued_call=per_queued_call,
         )
+
+
+#: The share of a call's time it may spend queued: admission keeps backlogs within it.
+QUEUE_WAIT_SHARE = 0.5
+#: A worker process's own time per job (claim, start, store, push: about 1 ms measured on two
+#: cores), doubled: however fast a tool, one worker process finishes at most ~500 jobs a second.
+WORKER_SECONDS_PER_JOB = 0.002
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """A pool's live capacity: its worker processes and their slots, together."""
+
+    slots: int
+    workers: int
 
 
 @dataclass(frozen=True)

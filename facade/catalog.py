@@ -59,6 +59,8 @@ class Snapshot:
     taken_at: float
     #: Jobs each queue's live workers run at once, together.
     slots: dict[str, int] = field(default_factory=dict)
+    #: Live worker processes of each queue.
+    workers: dict[str, int] = field(default_factory=dict)
 
     def listed(self) -> list[dict[str, Any]]:
         return [self.tools[name].tool for name in sorted(self.tools)]
@@ -83,9 +85,11 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
     chosen: dict[str, tuple[float, dict[str, Any]]] = {}
     queues: dict[str, set[str]] = {}
     slots: dict[str, int] = {}
+    processes: dict[str, int] = {}
     leases: dict[str, float] = {}
     for info in workers:
         slots[info["queue"]] = slots.get(info["queue"], 0) + int(info.get("concurrency", 1))
+        processes[info["queue"]] = processes.get(info["queue"], 0) + 1
         for spec in info["tools"]:
             name = spec["name"]
             leases[name] = max(leases.get(name, 0.0), float(info.get("lease_seconds", 10.0)))
@@ -114,7 +118,11 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
             ),
         )
     return Snapshot(
-        tools=tools, orphaned=frozenset(known - set(tools)), taken_at=time.monotonic(), slots=slots
+        tools=tools,
+        orphaned=frozenset(known - set(tools)),
+        taken_at=time.monotonic(),
+        slots=slots,
+        workers=processes,
     )
 
 

@@ -63,16 +63,16 @@ class Admission:
     #: The most jobs (queued and running) the pool's queue may hold; 0: no limit.
     max_backlog: int = 0
     rates: tuple[RateLimit, ...] = ()
-    #: The pool's slots and the tool's typical seconds per call, for the retry-after hint.
-    slots: int = 1
-    seconds_per_call: float | None = None
+    #: How long one queued call keeps the pool busy (the tool's pace over the pool's slots),
+    #: for the retry-after hint; None while the pace is not known.
+    seconds_per_queued_call: float | None = None
 
     def retry_after(self, backlog: int) -> int:
         """Seconds until the pool has worked off enough of its backlog to take more."""
-        if not self.seconds_per_call:
+        if not self.seconds_per_queued_call:
             return 1
         excess = max(1, backlog - self.max_backlog + 1)
-        return max(1, min(60, math.ceil(excess * self.seconds_per_call / max(1, self.slots))))
+        return max(1, min(60, math.ceil(excess * self.seconds_per_queued_call)))
 
 
 @dataclass

@@ -89,7 +89,7 @@ class FacadeSettings:
     max_sessions_per_principal: Annotated[int, Field(ge=1)] = 10_000
     page_size: Annotated[int, Field(ge=1, le=1000)] = 100
     #: Admission control: the most calls one pool holds (queued and running). Below that, a pool
-    #: holds what it can finish within a call's deadline at the tool's recent pace, or
+    #: holds what it can work off within half a call's time at the tool's recent pace, or
     #: `backlog_per_slot` per worker slot while that pace is not known; beyond, calls are refused
     #: at once with a retry-after hint.
     max_queue_depth: Annotated[int, Field(ge=1)] = 10_000

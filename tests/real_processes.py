@@ -181,10 +181,11 @@ class Stack:
         self.services.append(service)
         return service
 
-    def facade(self, port: int | None = None, **env: str) -> tuple[Service, str]:
+    def facade(self, port: int | None = None, *, name: str = "facade", **env: str) -> tuple[Service, str]:
+        """Start a facade (`name` names its log: several can run) and wait until it listens."""
         port = port or free_port()
-        service = self.start("facade", ["-m", "facade", "--host", "127.0.0.1", "--port", str(port)], **env)
-        wait_until(lambda: port_open(port) or not service.alive(), 20, "the facade to listen")
+        service = self.start(name, ["-m", "facade", "--host", "127.0.0.1", "--port", str(port)], **env)
+        wait_until(lambda: port_open(port) or not service.alive(), 20, f"{name} to listen")
         assert service.alive(), service.output()
         return service, f"http://127.0.0.1:{port}/mcp"
 
