@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from anthropic.types import Message, MessageParam, ToolUseBlock
+from anthropic.types import Message, MessageParam, ToolParam, ToolUseBlock
 
 from client.claude_api import Claude
 from client.errors import ExitCode
@@ -25,6 +25,10 @@ class LoopObserver(Protocol):
 
 class ToolRunner(Protocol):
     async def call(self, block: ToolUseBlock) -> ToolCall: ...
+
+    async def relisted(self) -> list[ToolParam] | None:
+        """The tools again if they changed since they were listed, else None."""
+        ...
 
 
 class AgentLoop:
@@ -76,6 +80,11 @@ class AgentLoop:
             for call in turn.tool_calls:
                 self._observer.tool_finished(call)
             messages.append({"role": "user", "content": [call.result_block() for call in turn.tool_calls]})
+            # Between two turns: if the facade said its tools changed, Claude gets the new list.
+            relisted = await self._tools.relisted()
+            if relisted is not None:
+                self._claude.offer(relisted)
+                transcript.tools = [tool["name"] for tool in relisted]
         transcript.outcome = self._out_of_turns("while its turn was paused (pause_turn)")
 
     def _ending(self, message: Message) -> Outcome:

@@ -43,6 +43,10 @@ class Claude:
         self._tools = tools
         self._stream = stream
 
+    def offer(self, tools: list[ToolParam]) -> None:
+        """The tools Claude may use from the next turn on (the facade's list changed)."""
+        self._tools = tools
+
     async def reply(self, messages: list[MessageParam], on_text: Callable[[str], None]) -> Message:
         """The next assistant message. `on_text` gets Claude's text: piece by piece as it arrives
         when streaming, one whole text block at a time otherwise."""

@@ -3,13 +3,19 @@
 Discovery and calls go through the official `mcp` client; the conversion to Anthropic tools and
 of results to tool_result content is the anthropic SDK's own MCP helper (`async_mcp_tool`), so
 an MCP `isError` result reaches Claude as `is_error: true` exactly as the SDK maps it.
+
+The facade tells when its tool list changes (a worker with a new tool joined, the last worker of
+one left): on the handshake era's GET stream, which the `mcp` client opens itself, or on a
+`subscriptions/listen` stream opened here in the 2026-07-28 era. The tools are listed again
+only then, between two of Claude's turns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
 import httpx2
@@ -19,8 +25,9 @@ from anthropic.lib.tools import BetaAsyncFunctionTool, BetaFunctionToolResultTyp
 from anthropic.lib.tools.mcp import async_mcp_tool
 from anthropic.types import ToolParam, ToolUseBlock
 from anthropic.types.tool_result_block_param import Content as ToolResultContent
-from mcp.client.session import ClientSession
+from mcp.client.session import ClientSession, IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ListenNotSupportedError
 
 from client.errors import ClientError, ExitCode
 from client.transcript import ToolCall
@@ -33,17 +40,30 @@ START_HINT = "Start it with `./toolq up`, or point --url (TOOLQ_URL) at it."
 class FacadeTools:
     """The tools one facade serves, ready for Claude, and the way to run them."""
 
-    def __init__(self, client: mcp.Client, listed: Sequence[mcp.types.Tool]) -> None:
+    def __init__(self, client: mcp.Client, listed: Sequence[mcp.types.Tool], changed: asyncio.Event) -> None:
+        self._client = client
+        #: Set when the facade says its tool list changed.
+        self._changed = changed
+        self._tools = self._wrap(listed)
+
+    def _wrap(self, listed: Sequence[mcp.types.Tool]) -> dict[str, BetaAsyncFunctionTool[Any]]:
         # async_mcp_tool only uses `call_tool(name=..., arguments=...)`; mcp.Client has it (and,
         # unlike the bare session, re-lists and resends when a stateless-era server asks to).
-        session = cast(ClientSession, client)
-        self._tools: dict[str, BetaAsyncFunctionTool[Any]] = {
-            tool.name: async_mcp_tool(tool, session) for tool in listed
-        }
+        session = cast(ClientSession, self._client)
+        return {tool.name: async_mcp_tool(tool, session) for tool in listed}
 
     @property
     def names(self) -> list[str]:
         return list(self._tools)
+
+    async def relisted(self) -> list[ToolParam] | None:
+        """The tools listed again if the facade said they changed since they were listed last;
+        None (and no request) otherwise."""
+        if not self._changed.is_set():
+            return None
+        self._changed.clear()  # a change while listing is listed at the next turn
+        self._tools = self._wrap(await _list_all_tools(self._client))
+        return self.params()
 
     def params(self) -> list[ToolParam]:
         """The tools as the Messages API takes them."""
@@ -102,12 +122,19 @@ class FacadeConnection:
     @asynccontextmanager
     async def open(self) -> AsyncIterator[FacadeTools]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        changed = asyncio.Event()
+
+        async def on_message(message: IncomingMessage) -> None:
+            if isinstance(message, mcp.types.ToolListChangedNotification):
+                changed.set()
+
         async with httpx2.AsyncClient(
             headers=headers, timeout=FACADE_TIMEOUT, event_hooks={"response": [self._record]}
         ) as http:
             transport = streamable_http_client(self.url, http_client=http)
-            async with mcp.Client(transport) as client:
-                yield FacadeTools(client, await _list_all_tools(client))
+            async with mcp.Client(transport, message_handler=on_message) as client, AsyncExitStack() as stack:
+                await _listen_for_tool_changes(client, stack)
+                yield FacadeTools(client, await _list_all_tools(client), changed)
 
     async def _record(self, response: httpx2.Response) -> None:
         self.statuses.append(response.status_code)
@@ -151,6 +178,19 @@ class FacadeConnection:
                     ExitCode.FACADE_UNREACHABLE,
                 )
         return None
+
+
+async def _listen_for_tool_changes(client: mcp.Client, stack: AsyncExitStack) -> None:
+    """In the 2026-07-28 era, open a `subscriptions/listen` stream for tool-list changes (its
+    notifications reach the client's message handler, as the GET stream's do in the handshake
+    era). A server that declares no changes, or refuses the stream, is simply not listened to."""
+    tools = client.server_capabilities.tools
+    if tools is None or not tools.list_changed:
+        return
+    try:
+        await stack.enter_async_context(client.listen(tools_list_changed=True))
+    except (ListenNotSupportedError, mcp.MCPError, TimeoutError):
+        return  # the handshake era (its GET stream is the client's own), or no listening here
 
 
 async def _list_all_tools(client: mcp.Client) -> list[mcp.types.Tool]:

@@ -15,12 +15,16 @@ from facade.calls import CallLimits, QueuedToolCalls
 from facade.catalog import Catalog
 from facade.http_edge import McpEndpoint
 from facade.inflight import InflightRegistry
+from facade.listeners import Listeners
 from facade.protocol.core import McpCore
 from facade.protocol.server_info import ServerIdentity
 from facade.queue_client import QueueClient
 from facade.security import AccessPolicy, AuthFailures, access_middleware
 from facade.sessions import RedisSessionStore
 from facade.settings import FacadeSettings
+from facade.task_notices import task_notifier, task_watch_predicate
+from facade.tasks import RedisTaskStore
+from facade.tool_list_changes import ToolListChanges
 from workers import contract
 
 log = logging.getLogger("toolq.facade")
@@ -28,6 +32,8 @@ log = logging.getLogger("toolq.facade")
 REDIS = web.AppKey("redis", ArqRedis)
 QUEUE = web.AppKey("queue", QueueClient)
 CALLS = web.AppKey("calls", QueuedToolCalls)
+#: The open notification streams (to_session, to_task_watchers).
+LISTENERS = web.AppKey("listeners", Listeners)
 
 
 def server_version() -> str:
@@ -55,7 +61,10 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
         middlewares=[access_middleware(AccessPolicy(settings), failures)],
     )
     catalog = Catalog(client)
-    queue = QueueClient(client, on_registry_change=catalog.invalidate)
+    # A worker joined or left: the catalog reads the registry again, and listeners hear of a change.
+    tool_list = ToolListChanges(catalog)
+    queue = QueueClient(client, on_registry_change=tool_list.registry_changed)
+    listeners = Listeners(queue, tool_list)
     limits = CallLimits(
         max_queue_depth=settings.max_queue_depth,
         backlog_per_slot=settings.backlog_per_slot,
@@ -64,12 +73,19 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
         tool_per_second=settings.tool_calls_per_second,
         tool_burst=settings.tool_burst,
     )
+    tasks = RedisTaskStore(client, queue, poll_interval_ms=int(settings.task_poll_seconds * 1000))
+    # A task's watchers are those who may see it; they hear when it ends.
+    listeners.may_watch_task = task_watch_predicate(tasks)
     calls = QueuedToolCalls(
         catalog,
         queue,
         max_call_seconds=settings.max_call_seconds,
         grace_seconds=settings.call_grace_seconds,
         limits=limits,
+        tasks=tasks,
+        task_ttl_seconds=settings.task_ttl_seconds,
+        task_max_ttl_seconds=settings.task_max_ttl_seconds,
+        on_task_change=task_notifier(listeners),
     )
     sessions = RedisSessionStore(
         client,
@@ -82,22 +98,38 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
         sessions,
         InflightRegistry(queue),
         ServerIdentity(version=server_version()),
+        tasks,
         page_size=settings.page_size,
+        task_inline_seconds=settings.task_inline_seconds,
         discover_ttl_ms=int(settings.discover_ttl_seconds * 1000),
         list_ttl_ms=int(settings.tools_list_ttl_seconds * 1000),
         # With tokens, what a caller sees is kept out of caches shared with other callers.
         cache_scope="private" if settings.tokens else "public",
+        subscriptions=listeners,
     )
     endpoint = McpEndpoint(
-        core, calls, max_body_bytes=settings.max_body_bytes, keepalive_seconds=settings.sse_keepalive_seconds
+        core,
+        calls,
+        max_body_bytes=settings.max_body_bytes,
+        keepalive_seconds=settings.sse_keepalive_seconds,
+        listeners=listeners,
     )
     app[REDIS] = client
     app[QUEUE] = queue
     app[CALLS] = calls
+    app[LISTENERS] = listeners
+
+    async def end_streams(_app: web.Application) -> None:
+        # Before the server waits for its handlers: open streams would hold it for its timeout.
+        await listeners.close()
+
+    app.on_shutdown.append(end_streams)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await queue.start()
         yield
+        await listeners.close()
+        await calls.close()
         await queue.close()
         if owns_redis:
             await client.aclose(close_connection_pool=True)
@@ -121,4 +153,10 @@ async def readyz(request: web.Request) -> web.Response:
     except (RedisError, OSError) as exc:
         # An open path: say what is wrong, not where Redis is.
         return web.json_response({"status": "unavailable", "redis": type(exc).__name__}, status=503)
-    return web.json_response({"status": "ready", "pending_calls": request.app[QUEUE].pending})
+    return web.json_response(
+        {
+            "status": "ready",
+            "pending_calls": request.app[QUEUE].pending,
+            "open_streams": request.app[LISTENERS].open_streams,
+        }
+    )

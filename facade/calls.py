@@ -6,12 +6,18 @@ they validate and fail the same way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from facade.catalog import Catalog
-from facade.errors import StoreUnavailable, UnknownTool
+from facade.errors import StoreUnavailable, UnknownTool, store_unavailable
+from facade.outcomes import outcome_of
+from facade.protocol.tasks import TaskRecord, TaskRequest
 from facade.protocol.tool_calls import (
     CallOptions,
     LogEntry,
@@ -21,9 +27,10 @@ from facade.protocol.tool_calls import (
     ToolTerms,
 )
 from facade.queue_client import Admission, CallTimedOut, QueueClient, RateLimit
+from facade.tasks import RedisTaskStore, TaskListener, new_task_id, task_key
 from workers import contract
 
-__all__ = ["CallLimits", "QueuedToolCalls", "outcome_of", "tool_event"]
+__all__ = ["CallLimits", "QueuedToolCalls", "tool_event"]
 
 log = logging.getLogger("toolq.calls")
 
@@ -39,9 +46,19 @@ class QueuedToolCalls:
         max_call_seconds: float,
         grace_seconds: float,
         limits: CallLimits | None = None,
+        tasks: RedisTaskStore | None = None,
+        task_ttl_seconds: float = 3600.0,
+        task_max_ttl_seconds: float = 86400.0,
+        on_task_change: TaskListener | None = None,
     ) -> None:
+        """`on_task_change` hears of every change to a task this facade made and follows."""
         self.catalog = catalog
         self.queue = queue
+        self.tasks = tasks or RedisTaskStore(queue.redis, queue)
+        self._task_ttl_seconds = task_ttl_seconds
+        self._task_max_ttl_seconds = task_max_ttl_seconds
+        self._on_task_change = on_task_change
+        self._carrying_on: set[asyncio.Task[None]] = set()
         self._max_call_seconds = max_call_seconds
         self._grace_seconds = grace_seconds
         self._limits = limits or CallLimits()
@@ -64,6 +81,134 @@ class QueuedToolCalls:
         """Raises UnknownTool for a name no worker ever served, Refused for a call its pool or a
         rate limit turns away; every other failure is an outcome."""
         options = options or CallOptions()
+        planned = await self._plan(name, arguments, options)
+        if isinstance(planned, ToolOutcome):
+            return planned
+        try:
+            result = await self.queue.call(
+                planned.queue,
+                name,
+                arguments,
+                timeout=planned.timeout,
+                on_event=planned.forward if options.listener is not None else None,
+                progress=options.progress,
+                log_level=options.log_level,
+                traceparent=options.traceparent,
+                admission=planned.admission,
+            )
+        except StoreUnavailable as exc:
+            return _failed("unavailable", f"toolq cannot serve calls right now: {exc}. Try again shortly.")
+        except CallTimedOut:
+            return outcome_of(planned.timed_out())
+        return self._learn(name, outcome_of(result))
+
+    async def call_as_task(
+        self, name: str, arguments: dict[str, Any], options: CallOptions, request: TaskRequest
+    ) -> ToolOutcome | TaskRecord:
+        """A call that may become a task: answered inline if it ends within the request's window,
+        else a task, made durably before it is returned, which this facade ends when the result
+        reaches it (or the worker does, when it stores it). A task has no deadline of
+        max_call_seconds: nobody holds a connection open for it."""
+        planned = await self._plan(name, arguments, options, for_task=True)
+        task_id = new_task_id()
+        if isinstance(planned, ToolOutcome):
+            if request.inline_seconds > 0:
+                return planned
+            return await self._ended_task(task_id, request, planned)
+        ttl_ms = self._task_ttl_ms(request, planned.timeout)
+        job = await self.queue.submit(
+            planned.queue,
+            name,
+            arguments,
+            timeout=planned.timeout,
+            progress=options.progress and options.listener is not None,
+            log_level=options.log_level if options.listener is not None else None,
+            traceparent=options.traceparent,
+            admission=planned.admission,
+            task={"key": task_key(task_id)},
+        )
+        inline = request.inline_seconds > 0
+
+        async def forward_while_inline(event: contract.ProgressEvent | contract.LogEvent) -> None:
+            if inline and options.listener is not None:
+                await planned.forward(event)  # once it is a task, its caller is told nothing more
+
+        follow = asyncio.ensure_future(
+            self.queue.outcome(job, on_event=forward_while_inline, abort_on_cancel=False)
+        )
+        try:
+            if inline:
+                await asyncio.wait({follow}, timeout=request.inline_seconds)
+                if follow.done():
+                    return self._learn(name, outcome_of(_result_of(follow, planned)))
+                inline = False
+            record = await self.tasks.create(
+                task_id, request, ttl_ms=ttl_ms, queue=job.queue, job_id=job.job_id
+            )
+        except BaseException:
+            follow.cancel()
+            self.queue.abort_soon(job)  # the caller never learns of this task: stop its job
+            raise
+        carry_on = asyncio.create_task(self._carry_on(task_id, job.job_id, request, follow, planned))
+        self._carrying_on.add(carry_on)
+        carry_on.add_done_callback(self._carrying_on.discard)
+        return record
+
+    async def close(self) -> None:
+        """Stop following tasks (their workers, or whoever asks next, end them)."""
+        for task in list(self._carrying_on):
+            task.cancel()
+
+    async def _carry_on(
+        self, task_id: str, job_id: str, request: TaskRequest, follow: asyncio.Future[Any], planned: Planned
+    ) -> None:
+        try:
+            await asyncio.wait({follow})
+        except asyncio.CancelledError:
+            follow.cancel()  # this facade stops following; the job goes on (its worker ends the task)
+            raise
+        if follow.cancelled():
+            return
+        result = _result_of(follow, planned)
+        self._learn(planned.tool, outcome_of(result))
+        try:
+            # The worker has usually ended the task already (when it stored the result).
+            record = await self.tasks.finish(task_id, job_id, result) or await self.tasks.read(task_id)
+        except (RedisError, OSError) as exc:
+            log.warning("could not end task %s here (%s): its worker, or the next look, will", task_id, exc)
+            return
+        if record is not None and record.terminal and self._on_task_change is not None:
+            try:
+                await self._on_task_change(record, request)
+            except Exception:
+                log.exception("telling the client of task %s failed", task_id)
+
+    async def _ended_task(self, task_id: str, request: TaskRequest, outcome: ToolOutcome) -> TaskRecord:
+        """A task for a call that failed before it was queued: made, and ended at once."""
+        ttl_ms = self._task_ttl_ms(request, 0.0)
+        await self.tasks.create(task_id, request, ttl_ms=ttl_ms, queue="", job_id="")
+        failure: contract.CallResult = {
+            "ok": False,
+            "error": {"kind": outcome.kind or "tool_error", "message": outcome.message or "The call failed."},
+            "worker": "",
+            "duration_ms": 0.0,
+        }
+        record = await self.tasks.finish(task_id, "", failure)
+        if record is None:
+            raise store_unavailable("the task store", RuntimeError("the task vanished"))
+        return record
+
+    def _task_ttl_ms(self, request: TaskRequest, deadline: float) -> int:
+        """The client's TTL (or the default), within the maximum, and never shorter than the
+        call's deadline plus a minute: a task outlives its job."""
+        asked = request.ttl_ms if request.ttl_ms is not None else int(self._task_ttl_seconds * 1000)
+        floor = int((deadline + 60) * 1000)
+        return max(floor, min(asked, int(self._task_max_ttl_seconds * 1000)))
+
+    async def _plan(
+        self, name: str, arguments: dict[str, Any], options: CallOptions, *, for_task: bool = False
+    ) -> Planned | ToolOutcome:
+        """Where and how the call goes, or the outcome of a call that cannot be queued."""
         try:
             snapshot = await self.catalog.snapshot()
         except StoreUnavailable as exc:
@@ -83,41 +228,31 @@ class QueuedToolCalls:
                 "invalid_arguments", f"Invalid arguments for tool {name!r}: " + "; ".join(problems)
             )
         # Room for one re-run of an idempotent tool after its worker died: its lease, then the run.
-        timeout = min(entry.timeout + entry.recovery_seconds + self._grace_seconds, self._max_call_seconds)
+        timeout = entry.timeout + entry.recovery_seconds + self._grace_seconds
+        if not for_task:
+            timeout = min(timeout, self._max_call_seconds)
         queue = entry.pick_queue()
         pool = PoolShape(
             slots=max(1, snapshot.slots.get(queue, 1)), workers=max(1, snapshot.workers.get(queue, 1))
         )
         budget = QUEUE_WAIT_SHARE * min(entry.timeout, timeout - self._grace_seconds)
-        admission = self._admission(name, options.principal, pool, max(0.0, budget))
         listener = options.listener
 
-        async def on_event(event: contract.ProgressEvent | contract.LogEvent) -> None:
+        async def forward(event: contract.ProgressEvent | contract.LogEvent) -> None:
             converted = tool_event(event)
             if converted is not None and listener is not None:
                 await listener(converted)
 
-        try:
-            result = await self.queue.call(
-                queue,
-                name,
-                arguments,
-                timeout=timeout,
-                on_event=on_event if listener is not None else None,
-                progress=options.progress,
-                log_level=options.log_level,
-                traceparent=options.traceparent,
-                admission=admission,
-            )
-        except StoreUnavailable as exc:
-            return _failed("unavailable", f"toolq cannot serve calls right now: {exc}. Try again shortly.")
-        except CallTimedOut:
-            return _failed(
-                "timeout",
-                f"Tool {name!r} did not answer within {timeout:g} s (workers busy or unreachable); "
-                "the call was cancelled.",
-            )
-        outcome = outcome_of(result)
+        return Planned(
+            tool=name,
+            queue=queue,
+            timeout=timeout,
+            admission=self._admission(name, options.principal, pool, max(0.0, budget)),
+            forward=forward,
+        )
+
+    def _learn(self, name: str, outcome: ToolOutcome) -> ToolOutcome:
+        """Keep up the tool's pace (for admission) from an outcome."""
         if outcome.duration_ms is not None:
             seconds = outcome.duration_ms / 1000
             previous = self._seconds_per_call.get(name, seconds)
@@ -178,6 +313,38 @@ WORKER_SECONDS_PER_JOB = 0.002
 
 
 @dataclass(frozen=True)
+class Planned:
+    """A call that can be queued: where, with what deadline and admission."""
+
+    tool: str
+    queue: str
+    timeout: float
+    admission: Admission
+    #: Hands a job's progress and log events on to the caller's listener.
+    forward: Callable[[contract.ProgressEvent | contract.LogEvent], Awaitable[None]]
+
+    def timed_out(self) -> contract.CallResult:
+        return {
+            "ok": False,
+            "error": {
+                "kind": "timeout",
+                "message": f"Tool {self.tool!r} did not answer within {self.timeout:g} s (workers busy or "
+                "unreachable); the call was cancelled.",
+            },
+            "worker": "",
+            "duration_ms": 0.0,
+        }
+
+
+def _result_of(follow: asyncio.Future[Any], planned: Planned) -> contract.CallResult:
+    """The result a finished `QueueClient.outcome` gave: its value, or a timeout."""
+    if isinstance(follow.exception(), CallTimedOut):
+        return planned.timed_out()
+    result: contract.CallResult = follow.result()
+    return result
+
+
+@dataclass(frozen=True)
 class PoolShape:
     """A pool's live capacity: its worker processes and their slots, together."""
 
@@ -212,27 +379,6 @@ def tool_event(event: contract.ProgressEvent | contract.LogEvent) -> ToolEvent |
     except (KeyError, TypeError, ValueError):
         log.warning("ignoring a malformed event from a worker: %r", event)
         return None
-
-
-def outcome_of(result: contract.CallResult) -> ToolOutcome:
-    if result.get("ok"):
-        structured = result.get("structured")
-        content = result.get("content")
-        return ToolOutcome(
-            ok=True,
-            structured=structured if structured is not None or content is not None else {},
-            content=content,
-            worker=result.get("worker"),
-            duration_ms=result.get("duration_ms"),
-        )
-    error = result.get("error") or {"kind": "tool_error", "message": "The tool failed."}
-    return ToolOutcome(
-        ok=False,
-        message=error["message"],
-        kind=error["kind"],
-        worker=result.get("worker") or None,
-        duration_ms=result.get("duration_ms"),
-    )
 
 
 def _failed(kind: contract.ErrorKind, message: str) -> ToolOutcome:

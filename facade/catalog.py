@@ -115,6 +115,7 @@ def build_snapshot(workers: list[contract.WorkerInfo], known: set[str]) -> Snaps
             terms=ToolTerms(
                 mirrored=mirrored_parameters(input_schema),
                 client_capabilities=dict(extra.get("client_capabilities") or {}),
+                task_mode=str(extra.get("task", "optional")),
             ),
         )
     return Snapshot(

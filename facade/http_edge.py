@@ -2,14 +2,18 @@
 
 Everything about MCP is the protocol core's (facade/protocol); this module turns a POST into an
 `Inbound`, hands it to the core with the request's response stream, and turns the `Reply` into
-a status code, headers and a body. The seed's own format is told apart here, before MCP.
+a status code, headers and a body. The seed's own format is told apart here, before MCP. A
+handshake-era GET opens its session's notification stream, which facade/listeners.py feeds.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 
 from facade.calls import QueuedToolCalls
+from facade.listeners import Listeners
 from facade.protocol import jsonrpc
 from facade.protocol.core import McpCore
 from facade.protocol.exchange import Inbound, Problem, Reply
@@ -34,8 +38,9 @@ STATUS = {
     Problem.OVERLOADED: 503,
     Problem.RATE_LIMITED: 429,
 }
-#: The HTTP methods /mcp serves in each era (there is no GET stream: nothing is sent unasked).
-ALLOWED = {Era.HANDSHAKE: "POST, DELETE", Era.STATELESS: "POST"}
+#: The HTTP methods /mcp serves in each era (2026-07-28 replaced the GET stream with
+#: `subscriptions/listen`).
+ALLOWED = {Era.HANDSHAKE: "GET, POST, DELETE", Era.STATELESS: "POST"}
 
 
 def rpc_error(status: int, code: int, message: str) -> web.Response:
@@ -44,10 +49,17 @@ def rpc_error(status: int, code: int, message: str) -> web.Response:
 
 class McpEndpoint:
     def __init__(
-        self, core: McpCore, calls: QueuedToolCalls, *, max_body_bytes: int, keepalive_seconds: float
+        self,
+        core: McpCore,
+        calls: QueuedToolCalls,
+        *,
+        max_body_bytes: int,
+        keepalive_seconds: float,
+        listeners: Listeners,
     ):
         self.core = core
         self.calls = calls
+        self.listeners = listeners
         self.max_body_bytes = max_body_bytes
         self.keepalive_seconds = keepalive_seconds
 
@@ -55,12 +67,45 @@ class McpEndpoint:
         era = era_of(request.headers.get(VERSION_HEADER))
         if request.method == "POST":
             return await self.post(request)
+        if request.method == "GET" and era is Era.HANDSHAKE:
+            return await self.session_stream(request)
         if request.method == "DELETE" and era is Era.HANDSHAKE:
-            reply = await self.core.end_session(request.headers.get(SESSION_HEADER), request.get(PRINCIPAL))
+            session_id = request.headers.get(SESSION_HEADER)
+            reply = await self.core.end_session(session_id, request.get(PRINCIPAL))
             if reply.problem is None:
+                if session_id is not None:
+                    await self.listeners.end_session(session_id)
                 return web.Response(status=200)
             return web.json_response(reply.message, status=STATUS[reply.problem])
         return web.Response(status=405, headers={"Allow": ALLOWED[era]})
+
+    async def session_stream(self, request: web.Request) -> web.StreamResponse:
+        """GET: the session's stream of server notifications (SSE), open until the session ends,
+        the client leaves or the facade stops."""
+        if not accepts(request, "text/event-stream"):
+            return rpc_error(406, jsonrpc.INVALID_REQUEST, "Not Acceptable: the stream is text/event-stream")
+        session_id, principal = request.headers.get(SESSION_HEADER), request.get(PRINCIPAL)
+        found = await self.core.session(session_id, principal)
+        if isinstance(found, Reply):
+            assert found.problem is not None
+            return web.json_response(found.message, status=STATUS[found.problem])
+
+        live = found.id
+
+        async def still_open() -> bool:
+            again = await self.core.session(live, principal)
+            return not (isinstance(again, Reply) and again.problem is Problem.SESSION_NOT_FOUND)
+
+        stream = ResponseStream(request, keepalive_seconds=self.keepalive_seconds)
+        response = await stream.open()
+        stream.start_keepalive()
+        try:
+            await self.listeners.session_stream(live, stream, still_open=still_open)
+        finally:
+            await stream.stop_keepalive()
+        with contextlib.suppress(ConnectionError):  # the client left as the stream ended
+            await response.write_eof()
+        return response
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
@@ -106,7 +151,9 @@ class McpEndpoint:
             return web.Response(status=202)
         opened = stream.opened
         if opened is not None:
-            return await stream.finish(reply.message)
+            with contextlib.suppress(ConnectionError):  # the client left as the stream ended
+                await stream.finish(reply.message)
+            return opened
         status = STATUS[reply.problem] if reply.problem is not None else 200
         headers = {SESSION_HEADER: reply.session_id} if reply.session_id else {}
         if reply.retry_after is not None:

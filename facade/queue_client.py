@@ -24,7 +24,7 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.exceptions import RedisError
 
-from facade.errors import Refused, StoreUnavailable, store_unavailable
+from facade.errors import Refused, store_unavailable
 from workers import contract
 
 log = logging.getLogger("toolq.queue")
@@ -73,6 +73,14 @@ class Admission:
             return 1
         excess = max(1, backlog - self.max_backlog + 1)
         return max(1, min(60, math.ceil(excess * self.seconds_per_queued_call)))
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job_id: str
+    queue: str
+    #: time.monotonic() at which the call gives up on it.
+    deadline: float
 
 
 @dataclass
@@ -161,44 +169,81 @@ class QueueClient:
         The job reports progress when `progress` is set and log entries at or above `log_level`;
         `on_event` receives them.
         """
+        job = await self.submit(
+            queue,
+            tool,
+            arguments,
+            timeout=timeout,
+            progress=progress and on_event is not None,
+            log_level=log_level if on_event is not None else None,
+            traceparent=traceparent,
+            admission=admission,
+        )
+        return await self.outcome(job, on_event=on_event)
+
+    async def submit(
+        self,
+        queue: str,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the deadline is also the job's expiry in the queue
+        progress: bool = False,
+        log_level: str | None = None,
+        traceparent: str | None = None,
+        admission: Admission | None = None,
+        task: contract.TaskRef | None = None,
+    ) -> SubmittedJob:
+        """Queue a job, listening for its result from before it is queued; raises Refused or
+        StoreUnavailable. Its result is `outcome(job)`, which must be awaited (or the job aborted)."""
         job_id = contract.new_job_id(self.facade_id)
         waiter = _Waiter(queue)
         self._waiters[job_id] = waiter
-        deadline = time.monotonic() + timeout
+        job: contract.JobArguments = {"arguments": arguments, "progress": progress}
+        if log_level is not None:
+            job["log_level"] = log_level
+        if traceparent is not None:
+            job["traceparent"] = traceparent
+        if task is not None:
+            job["task"] = task
         try:
-            job: contract.JobArguments = {
-                "arguments": arguments,
-                "progress": progress and on_event is not None,
-            }
-            if log_level is not None and on_event is not None:
-                job["log_level"] = log_level
-            if traceparent is not None:
-                job["traceparent"] = traceparent
-            try:
-                await self._enqueue(
-                    queue,
-                    job_id,
-                    contract.job_function(tool),
-                    job,
-                    expires=timeout,
-                    admission=admission or Admission(),
-                )
-            except (RedisError, OSError) as exc:
-                raise store_unavailable("the queue", exc) from exc
-            waiter.enqueued = True
-            return await self._wait(job_id, waiter, deadline, on_event)
-        except TimeoutError:
-            self._abort_soon(queue, job_id)
-            raise CallTimedOut(f"no result within {timeout:g} s") from None
-        except (StoreUnavailable, Refused):
+            await self._enqueue(
+                queue,
+                job_id,
+                contract.job_function(tool),
+                job,
+                expires=timeout,
+                admission=admission or Admission(),
+            )
+        except (RedisError, OSError) as exc:
+            self._waiters.pop(job_id, None)
+            raise store_unavailable("the queue", exc) from exc
+        except BaseException:
+            self._waiters.pop(job_id, None)
             raise
+        waiter.enqueued = True
+        return SubmittedJob(job_id, queue, time.monotonic() + timeout)
+
+    async def outcome(
+        self, job: SubmittedJob, *, on_event: EventCallback | None = None, abort_on_cancel: bool = True
+    ) -> contract.CallResult:
+        """The result of a submitted job; raises CallTimedOut at its deadline (and aborts it).
+        Cancelled, it aborts the job too, unless `abort_on_cancel` is off (the job carries on
+        for a task whose facade is stopping)."""
+        waiter = self._waiters[job.job_id]
+        try:
+            return await self._wait(job.job_id, waiter, job.deadline, on_event)
+        except TimeoutError:
+            self._abort_soon(job.queue, job.job_id)
+            raise CallTimedOut("no result before the deadline") from None
         except BaseException:
             # Cancelled (the client left or cancelled) or the progress stream broke: nobody will
             # read this result, so stop the job.
-            self._abort_soon(queue, job_id)
+            if abort_on_cancel:
+                self._abort_soon(job.queue, job.job_id)
             raise
         finally:
-            self._waiters.pop(job_id, None)
+            self._waiters.pop(job.job_id, None)
 
     async def _wait(
         self, job_id: str, waiter: _Waiter, deadline: float, on_event: EventCallback | None
@@ -270,6 +315,10 @@ class QueueClient:
         return contract.call_result_from_arq_record(raw) if raw is not None else None
 
     # --- abort ------------------------------------------------------------------------------
+
+    def abort_soon(self, job: SubmittedJob) -> None:
+        """Stop a submitted job in the background."""
+        self._abort_soon(job.queue, job.job_id)
 
     def _abort_soon(self, queue: str, job_id: str) -> None:
         task = asyncio.create_task(self.abort(queue, job_id))

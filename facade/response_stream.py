@@ -61,6 +61,11 @@ class ResponseStream:
         response = await self._open()
         await response.write(sse_event(message))
 
+    async def open(self) -> web.StreamResponse:
+        """Open the stream now, before anything is sent (a GET stream: its client waits for the
+        headers)."""
+        return await self._open()
+
     def start_keepalive(self) -> None:
         """After `keepalive_seconds` of silence, open the stream and keep it alive until stopped."""
         if self._can_stream and self._keepalive_seconds > 0:

@@ -106,11 +106,20 @@ class FacadeSettings:
     #: How long a stateless-era client may cache `server/discover` (ttlMs).
     discover_ttl_seconds: Seconds = 300.0
     #: How long a stateless-era client may cache `tools/list` (ttlMs). 0 by default: tools come
-    #: and go with workers, and clients are not yet told when they do (listChanged is false).
+    #: and go with workers, and only a client that listens (subscriptions/listen) is told.
     tools_list_ttl_seconds: Seconds = 0.0
     #: A call silent this long switches its response to SSE and sends keep-alive comments, so
     #: proxies and clients with idle timeouts do not cut it (0: never).
     sse_keepalive_seconds: Seconds = 15.0
+    #: A call from a client that takes tasks (2026-07-28) is answered inline if it ends within
+    #: this; only a call still running then becomes a task.
+    task_inline_seconds: Seconds = 1.0
+    #: How long a task and its result are kept when the client names no TTL (and the most it
+    #: may name); never less than the call's deadline plus a minute.
+    task_ttl_seconds: Positive = 3600.0
+    task_max_ttl_seconds: Positive = 86400.0
+    #: How often a task's client is asked to poll it (pollInterval).
+    task_poll_seconds: Positive = 1.0
     log_level: LogLevel = "INFO"
 
     @property
@@ -168,6 +177,10 @@ ENVIRONMENT = {
     "discover_ttl_seconds": "TOOLQ_DISCOVER_TTL_SECONDS",
     "tools_list_ttl_seconds": "TOOLQ_TOOLS_LIST_TTL_SECONDS",
     "sse_keepalive_seconds": "TOOLQ_SSE_KEEPALIVE_SECONDS",
+    "task_inline_seconds": "TOOLQ_TASK_INLINE_SECONDS",
+    "task_ttl_seconds": "TOOLQ_TASK_TTL_SECONDS",
+    "task_max_ttl_seconds": "TOOLQ_TASK_MAX_TTL_SECONDS",
+    "task_poll_seconds": "TOOLQ_TASK_POLL_SECONDS",
     "log_level": "TOOLQ_LOG_LEVEL",
 }
 LISTS = frozenset({"tokens", "allowed_origins", "allowed_hosts"})

@@ -112,9 +112,11 @@ class StatelessMcpHttp:
             "MCP-Protocol-Version": STATELESS_VERSION,
             "Mcp-Method": str(message.get("method")),
         }
-        name = (message.get("params") or {}).get("name")
-        if message.get("method") == "tools/call" and isinstance(name, str):
-            headers["Mcp-Name"] = name
+        params = message.get("params") or {}
+        if message.get("method") == "tools/call" and isinstance(params.get("name"), str):
+            headers["Mcp-Name"] = params["name"]
+        if str(message.get("method")).startswith("tasks/") and isinstance(params.get("taskId"), str):
+            headers["Mcp-Name"] = params["taskId"]
         headers.update(extra)
         return headers
 

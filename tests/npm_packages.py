@@ -59,7 +59,7 @@ def _package_hash(source: Path) -> str:
 
 
 @contextlib.contextmanager
-def _install_lock(target: Path) -> Iterator[None]:
+def install_lock(target: Path) -> Iterator[None]:
     """Serialize installs between concurrent pytest processes (POSIX only; a no-op elsewhere)."""
     target.mkdir(parents=True, exist_ok=True)
     try:
@@ -75,24 +75,33 @@ def _install_lock(target: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _npm_ci(npm: str, target: Path) -> None:
-    command = [npm, "ci", "--no-audit", "--no-fund"]
+def run_or_fail(
+    command: list[str], *, timeout: float, cwd: Path | None = None, where: str = "", hint: str = ""
+) -> None:
+    """Run an install step; fail the test with its output if it fails or outlasts `timeout`."""
+    what = f"`{' '.join(command)}`{where}"
     try:
-        done = subprocess.run(
-            command, cwd=target, capture_output=True, text=True, timeout=NPM_CI_TIMEOUT, check=False
-        )
-    except subprocess.TimeoutExpired as timeout:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as expired:
         pytest.fail(
-            f"`{' '.join(command)}` in {target} did not finish within {NPM_CI_TIMEOUT:.0f} s "
-            f"(is the npm registry reachable?){outputs(timeout.stdout, timeout.stderr)}",
+            f"{what} did not finish within {timeout:.0f} s{hint}{outputs(expired.stdout, expired.stderr)}",
             pytrace=False,
         )
     if done.returncode != 0:
         pytest.fail(
-            f"`{' '.join(command)}` in {target} failed with exit code {done.returncode}"
-            f"{outputs(done.stdout, done.stderr)}",
+            f"{what} failed with exit code {done.returncode}{outputs(done.stdout, done.stderr)}",
             pytrace=False,
         )
+
+
+def _npm_ci(npm: str, target: Path) -> None:
+    run_or_fail(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        timeout=NPM_CI_TIMEOUT,
+        cwd=target,
+        where=f" in {target}",
+        hint=" (is the npm registry reachable?)",
+    )
 
 
 def installed(name: str, scripts: Sequence[str] = ()) -> Path:
@@ -102,7 +111,7 @@ def installed(name: str, scripts: Sequence[str] = ()) -> Path:
     source = ROOT / "tests" / name
     target = CACHE / name
     wanted = _package_hash(source)
-    with _install_lock(target):
+    with install_lock(target):
         stamp = target / STAMP
         current = stamp.read_text().strip() if stamp.exists() else None
         if current != wanted or not (target / "node_modules").is_dir():

@@ -17,6 +17,7 @@ from facade.protocol.handshake import Session
 from facade.protocol.headers import RoutingHeaders, mirrored_parameters
 from facade.protocol.jsonrpc import RequestId
 from facade.protocol.server_info import ServerIdentity
+from facade.protocol.tasks import TaskRecord, TaskRequest
 from facade.protocol.tool_calls import CallOptions, ToolEvent, ToolOutcome, ToolTerms
 
 ECHO = {
@@ -42,6 +43,9 @@ class FakeTools:
     #: Set when a call has started.
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: int = 0
+    #: Each tool's task mode ("optional" when not named).
+    task_modes: dict[str, str] = field(default_factory=dict)
+    tasks: MemoryTasks = field(default_factory=lambda: MemoryTasks())  # noqa: PLW0108 - defined below
 
     async def list_tools(self) -> list[dict[str, Any]]:
         if self.down:
@@ -55,7 +59,18 @@ class FakeTools:
         return ToolTerms(
             mirrored=mirrored_parameters(spec["inputSchema"]),
             client_capabilities=self.capabilities.get(name, {}),
+            task_mode=self.task_modes.get(name, "optional"),
         )
+
+    async def call_as_task(
+        self, name: str, arguments: dict[str, Any], options: CallOptions, request: TaskRequest
+    ) -> ToolOutcome | TaskRecord:
+        running = asyncio.ensure_future(self.call(name, arguments, options))
+        if request.inline_seconds > 0:
+            await asyncio.wait({running}, timeout=request.inline_seconds)
+            if running.done():
+                return running.result()
+        return self.tasks.start(request, running)
 
     async def call(self, name: str, arguments: dict[str, Any], options: CallOptions) -> ToolOutcome:
         if all(spec["name"] != name for spec in self.specs):
@@ -72,6 +87,61 @@ class FakeTools:
                 self.cancelled += 1
                 raise
         return ToolOutcome(ok=True, structured={"text": arguments.get("text", "")}, worker="fake-worker")
+
+
+class MemoryTasks:
+    """Tasks in memory; each one ends when the call behind it does."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[TaskRecord, str | None]] = {}
+        self.calls: dict[str, asyncio.Future[ToolOutcome]] = {}
+        self._clock = iter(range(1_000, 10**9, 1_000))
+
+    def start(self, request: TaskRequest, running: asyncio.Future[ToolOutcome]) -> TaskRecord:
+        now = next(self._clock)
+        record = TaskRecord(secrets.token_urlsafe(8), "working", now, now, request.ttl_ms or 60_000, 500)
+        self.records[record.task_id] = (record, request.owner)
+        self.calls[record.task_id] = running
+        running.add_done_callback(lambda done: self._ended(record.task_id, done))
+        return record
+
+    def _ended(self, task_id: str, done: asyncio.Future[ToolOutcome]) -> None:
+        record, owner = self.records[task_id]
+        if record.terminal or done.cancelled():
+            return
+        ended = replace(record, status="completed", outcome=done.result(), updated_ms=next(self._clock))
+        self.records[task_id] = (ended, owner)
+
+    async def get(self, task_id: str, owner: str | None) -> TaskRecord | None:
+        found = self.records.get(task_id)
+        return found[0] if found is not None and found[1] == owner else None
+
+    async def list(
+        self, owner: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[TaskRecord], str | None]:
+        mine = [record for record, who in self.records.values() if who == owner]
+        start = int(cursor or 0)
+        more = start + limit < len(mine)
+        return mine[start : start + limit], str(start + limit) if more else None
+
+    async def cancel(self, task_id: str, owner: str | None) -> tuple[TaskRecord, bool] | None:
+        record = await self.get(task_id, owner)
+        if record is None:
+            return None
+        if record.terminal:
+            return record, True
+        cancelled = replace(record, status="cancelled", updated_ms=next(self._clock))
+        self.records[task_id] = (cancelled, owner)
+        self.calls[task_id].cancel()
+        return cancelled, False
+
+    async def wait(self, task_id: str, owner: str | None) -> TaskRecord | None:
+        record = await self.get(task_id, owner)
+        if record is not None and not record.terminal:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({self.calls[task_id]})
+            await asyncio.sleep(0)
+        return await self.get(task_id, owner)
 
 
 class MemorySessions:
@@ -162,7 +232,12 @@ class CoreHarness:
         self.sessions = MemorySessions()
         self.inflight = MemoryInflight()
         self.core = McpCore(
-            self.tools, self.sessions, self.inflight, ServerIdentity(version="9.9.9"), **core_options
+            self.tools,
+            self.sessions,
+            self.inflight,
+            ServerIdentity(version="9.9.9"),
+            self.tools.tasks,
+            **core_options,
         )
         self._ids = iter(range(1, 10_000))
 
@@ -186,6 +261,7 @@ class CoreHarness:
         meta: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         stream: RecordingStream | None = None,
+        principal: str | None = None,
     ) -> Reply:
         """A 2026-07-28 request with the envelope and the headers a conforming client sends."""
         body_params = dict(params or {})
@@ -193,8 +269,12 @@ class CoreHarness:
         sent = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": method}
         if method == "tools/call" and isinstance(body_params.get("name"), str):
             sent["Mcp-Name"] = body_params["name"]
+        if method.startswith("tasks/") and isinstance(body_params.get("taskId"), str):
+            sent["Mcp-Name"] = body_params["taskId"]
         sent.update(headers or {})
-        inbound = Inbound(self.request(method, body_params), RoutingHeaders.from_pairs(sent.items()))
+        inbound = Inbound(
+            self.request(method, body_params), RoutingHeaders.from_pairs(sent.items()), principal=principal
+        )
         return await self.core.handle(inbound, stream or RecordingStream())
 
     async def post(
@@ -204,8 +284,14 @@ class CoreHarness:
         session_id: str | None = None,
         headers: dict[str, str] | None = None,
         stream: RecordingStream | None = None,
+        principal: str | None = None,
     ) -> Reply:
-        inbound = Inbound(payload, RoutingHeaders.from_pairs((headers or {}).items()), session_id=session_id)
+        inbound = Inbound(
+            payload,
+            RoutingHeaders.from_pairs((headers or {}).items()),
+            session_id=session_id,
+            principal=principal,
+        )
         return await self.core.handle(inbound, stream or RecordingStream())
 
     async def initialize(

@@ -37,6 +37,7 @@ from real_processes import ROOT, Stack, free_port, port_open, running_stack, wai
 
 from client.claude_client import main, run
 from client.errors import ExitCode
+from client.mcp_tools import FacadeConnection
 from client.settings import DEFAULT_MODEL, parse_settings
 
 KEY = "sk-ant-test-key"
@@ -393,6 +394,52 @@ async def test_json_prints_a_machine_readable_transcript(facade_url: str, claude
     assert (call["name"], call["arguments"], call["is_error"]) == ("add", {"a": 15, "b": 27}, False)
     assert call["result"] == {"a": 15, "b": 27, "sum": 42}
     assert (first["stop_reason"], last["stop_reason"], last["tool_calls"]) == ("tool_use", "end_turn", [])
+
+
+# --- tool-list changes -------------------------------------------------------------------------
+
+
+async def test_a_tool_that_comes_during_a_turn_is_offered_to_claude_at_the_next(
+    facade_url: str, start_worker: Callable[..., Any], claude: FakeAnthropic
+):
+    await start_worker([tools_for_tests.patient])
+    claude.reply(tool_use("patient", {"seconds": 1.0}), stop_reason="tool_use")
+    claude.reply(tool_use("doubled", {"n": 21}), stop_reason="tool_use")
+    claude.reply(text("Both done."))
+
+    asking = asyncio.create_task(ask(facade_url, claude, "--json"))
+    async with asyncio.timeout(10):
+        await claude.received(1)
+    await start_worker([tools_for_tests.doubled])  # while `patient` runs: the facade tells the client
+    result = await asking
+
+    assert (result.exit_code, result.err) == (0, ""), result
+    first, second, third = claude.requests
+    assert "doubled" not in first.tool_names
+    assert {"add", "patient", "doubled"} <= set(second.tool_names)
+    (called,) = third.tool_results()
+    assert called.get("is_error", False) is False, called
+    assert "doubled" in json.loads(result.out)["tools"]
+
+
+async def test_the_tools_are_listed_again_only_when_the_facade_says_they_changed(
+    facade_url: str, start_worker: Callable[..., Any]
+):
+    connection = FacadeConnection(facade_url, None)
+    async with connection.open() as tools:
+        answered = len(connection.statuses)
+        assert [await tools.relisted() for _ in range(3)] == [None, None, None]
+        assert len(connection.statuses) == answered  # no request while nothing changed
+
+        await start_worker([tools_for_tests.doubled])
+        relisted = None
+        async with asyncio.timeout(3):
+            while relisted is None:
+                await asyncio.sleep(0.05)
+                relisted = await tools.relisted()
+        assert "doubled" in [tool["name"] for tool in relisted]
+        assert "doubled" in tools.names
+        assert await tools.relisted() is None  # told once, listed once
 
 
 # --- failures a user must understand -----------------------------------------------------------

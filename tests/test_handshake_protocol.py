@@ -20,7 +20,8 @@ async def test_initialize_answers_an_unknown_version_with_the_newest(make_facade
     client = await make_facade()
     result = await client.initialize("1999-01-01")
     assert result["protocolVersion"] == "2025-11-25"
-    assert result["capabilities"] == {"tools": {"listChanged": False}, "logging": {}}
+    assert result["capabilities"]["tools"] == {"listChanged": True}
+    assert set(result["capabilities"]) == {"tools", "logging", "tasks"}
     assert result["serverInfo"]["name"] == "toolq"
 
 
@@ -164,11 +165,11 @@ async def test_delete_without_a_session_is_400(mcp: McpHttp):
     assert response.status == 400
 
 
-async def test_get_and_other_methods_are_405_with_allow(mcp: McpHttp):
-    for method in ("GET", "PUT", "PATCH"):
+async def test_other_methods_are_405_allowing_get_post_and_delete(mcp: McpHttp):
+    for method in ("PUT", "PATCH"):
         response = await mcp.client.request(method, "/mcp", headers=mcp.headers())
         assert response.status == 405, method
-        assert response.headers["Allow"] == "POST, DELETE"
+        assert response.headers["Allow"] == "GET, POST, DELETE"
 
 
 async def test_handshake_version_headers_are_accepted(mcp: McpHttp):

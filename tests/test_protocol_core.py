@@ -11,6 +11,7 @@ import mcp_types
 import pytest
 from mcp_types.methods import validate_server_result
 from protocol_fakes import ECHO, STATELESS_META, CoreHarness, FakeTools, RecordingStream
+from real_processes import ROOT
 
 from facade.protocol.exchange import Problem
 from facade.protocol.tool_calls import LogEntry, ProgressUpdate
@@ -25,7 +26,9 @@ async def test_discover_lists_both_eras_and_names_the_server():
     assert result["resultType"] == "complete"
     assert result["supportedVersions"][0] == "2026-07-28"
     assert "2025-11-25" in result["supportedVersions"]
-    assert result["capabilities"] == {"tools": {"listChanged": False}, "logging": {}}
+    capabilities = result["capabilities"]
+    assert set(capabilities) == {"tools", "logging", "extensions"}  # no handshake-era "tasks"
+    assert capabilities["extensions"] == {"io.modelcontextprotocol/tasks": {}}
     assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["version"] == "9.9.9"
     assert result["ttlMs"] >= 0
     assert result["cacheScope"] in ("public", "private")
@@ -284,7 +287,9 @@ async def test_initialize_opens_a_session_and_declares_tools_and_logging():
     result = reply.message["result"]
     validate_server_result("initialize", "2025-06-18", result)
     assert result["protocolVersion"] == "2025-06-18"
-    assert result["capabilities"] == {"tools": {"listChanged": False}, "logging": {}}
+    capabilities = result["capabilities"]
+    assert set(capabilities) == {"tools", "logging", "tasks"}
+    assert capabilities["tasks"] == {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
     assert reply.session_id in core.sessions.sessions
 
 
@@ -398,18 +403,13 @@ async def test_ending_a_session_cancels_its_requests():
 
 
 def test_the_protocol_core_imports_neither_aiohttp_nor_redis():
-    modules = [
-        "facade.protocol.core",
-        "facade.protocol.handshake",
-        "facade.protocol.stateless",
-        "facade.protocol.envelope",
-        "facade.protocol.headers",
-        "facade.protocol.notifications",
-        "facade.protocol.results",
-        "facade.protocol.server_info",
-        "facade.protocol.tool_methods",
-        "facade.protocol.versions",
-    ]
+    # Every module of the package, so that a new one is held to it too.
+    modules = sorted(
+        f"facade.protocol.{path.stem}"
+        for path in (ROOT / "facade" / "protocol").glob("*.py")
+        if path.stem != "__init__"
+    )
+    assert "facade.protocol.tasks" in modules and len(modules) > 10
     script = (
         "import sys\n"
         + "".join(f"import {module}\n" for module in modules)

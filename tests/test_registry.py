@@ -80,7 +80,7 @@ async def test_the_registry_entry_describes_the_worker(start_worker, redis):
     info = contract.loads(await redis.get(contract.worker_key("described")))
     assert info["queue"] == worker.queue_name
     assert [spec["name"] for spec in info["tools"]] == ["add"]
-    assert info["tools"][0]["x-toolq"] == {"timeout": 30.0, "idempotent": True}
+    assert info["tools"][0]["x-toolq"] == {"timeout": 30.0, "idempotent": True, "task": "optional"}
     assert await redis.sismember(contract.TOOLS_EVER_SERVED, "add")
 
 

@@ -45,7 +45,8 @@ def test_schemas_come_from_the_signature_and_the_return_type():
     }
     assert spec["outputSchema"]["required"] == ["text", "times"]
     assert spec["annotations"]["idempotentHint"] is True
-    assert spec["x-toolq"] == {"timeout": 5, "idempotent": True}
+    assert spec["x-toolq"] == {"timeout": 5, "idempotent": True, "task": "optional"}
+    assert spec["execution"] == {"taskSupport": "optional"}
     assert echo.context_parameter == "ctx"
 
 

@@ -142,7 +142,7 @@ def test_the_typescript_sdk_client_lists_calls_and_terminates(v1_run: Run):
     report = v1_run.report
 
     assert report["serverInfo"]["name"] == "toolq"
-    assert report["capabilities"]["tools"] == {"listChanged": False}
+    assert report["capabilities"]["tools"] == {"listChanged": True}
     assert report["protocolVersion"] == "2025-11-25"
     assert report["hadSessionId"] is True
     assert_add_and_weather(report)

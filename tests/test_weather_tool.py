@@ -229,5 +229,5 @@ def test_schemas_and_spec() -> None:
     assert spec["annotations"]["readOnlyHint"] is True
     assert spec["annotations"]["openWorldHint"] is True
     assert spec["annotations"]["idempotentHint"] is True
-    assert spec["x-toolq"] == {"timeout": 15, "idempotent": True}
+    assert spec["x-toolq"] == {"timeout": 15, "idempotent": True, "task": "optional"}
     assert spec["description"].startswith("Get the current weather in a city")

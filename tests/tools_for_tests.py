@@ -213,3 +213,28 @@ async def loop_blocker(ledger: str, call: str, seconds: float) -> Tallied:
     time.sleep(seconds)  # noqa: ASYNC251 - the point of this tool
     _tally(ledger, "end", call)
     return Tallied(call=call, pid=os.getpid())
+
+
+@tool(timeout=30, idempotent=True)
+async def staged(key: str, stages: int, seconds: float, ctx: ToolContext) -> Done:
+    """Count a run under `key`, then go through `stages` stages of `seconds` each, reporting
+    progress ("stage 2 of 3") at the start of each."""
+    RUNS[key] = RUNS.get(key, 0) + 1
+    for stage in range(1, stages + 1):
+        await ctx.report_progress(stage, stages, f"stage {stage} of {stages}")
+        await asyncio.sleep(seconds)
+    return Done(done=True)
+
+
+@tool(timeout=30, task="always")
+async def always_a_task(seconds: float) -> Slept:
+    """Sleep; every call is an MCP task."""
+    await asyncio.sleep(seconds)
+    return Slept(slept=seconds)
+
+
+@tool(timeout=30, task="never")
+async def never_a_task(seconds: float) -> Slept:
+    """Sleep; no call is ever an MCP task."""
+    await asyncio.sleep(seconds)
+    return Slept(slept=seconds)

@@ -26,6 +26,10 @@ REGISTRY_CHANNEL = f"{PREFIX}:registry"
 #: Facade to facade: a client cancelled a request that another replica may be serving
 #: (payload: JSON {"session", "request"}).
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
+#: Facade to facade: a notification for an open stream that another replica may hold, or the
+#: end of a session's stream (payload: JSON {"kind", "from", ...}, sessions and tasks named by
+#: digests of their ids; facade/listeners.py).
+NOTIFY_CHANNEL = f"{PREFIX}:notify"
 
 #: arq's keys, from arq itself: the sorted set of jobs to abort, and the prefixes of a job, its
 #: result and its in-progress claim (the worker's lease).
@@ -117,6 +121,7 @@ def result_key(job_id: str) -> str:
 # --- envelopes --------------------------------------------------------------------------------
 
 ErrorKind = Literal[
+    "cancelled",  # the call was stopped before it finished (its caller left, or its task was cancelled)
     "invalid_arguments",  # the arguments do not match the tool's input schema
     "tool_error",  # the tool ran and reported a failure (ToolError) or crashed
     "timeout",  # the tool did not finish within its timeout
@@ -161,6 +166,56 @@ class JobArguments(TypedDict):
     log_level: NotRequired[str]
     #: W3C trace context of the MCP request that made this job.
     traceparent: NotRequired[str]
+    #: The MCP task this job carries out, if the call may become one.
+    task: NotRequired[TaskRef]
+
+
+class TaskRef(TypedDict):
+    """Where a job's MCP task lives: the worker records the job's outcome there."""
+
+    #: The task's Redis key (a digest of its id, never the id).
+    key: str
+
+
+TASK_KEY_PREFIX = "toolq:task:"
+#: Every facade hears here that a task reached its end (the message is the task's key).
+TASKS_CHANNEL = "toolq:tasks:ended"
+TERMINAL_TASK_STATUSES = ("completed", "failed", "cancelled")
+
+
+def task_key(digest: str) -> str:
+    return TASK_KEY_PREFIX + digest
+
+
+def task_index_key(owner_digest: str) -> str:
+    """The tasks of one owner, by creation time (for tasks/list)."""
+    return f"toolq:tasks:owner:{owner_digest}"
+
+
+#: Ends a task with the job's outcome, unless it has ended already (cancelled, say) or is gone
+#: (its TTL passed, or it was never made: the call was answered inline); the job's stored result
+#: is then kept as long as the task. KEYS: the task, the job's result.
+#: ARGV: status, outcome (JSON CallResult), now in ms, the channel to announce it on.
+FINISH_TASK_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'completed' or status == 'failed' or status == 'cancelled' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'outcome', ARGV[2], 'updated', ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+redis.call('PUBLISH', ARGV[4], KEYS[1])
+return 1
+"""
+#: Sets a working task's status message (the tool's latest progress message). KEYS: the task.
+#: ARGV: the message, now in ms.
+TASK_MESSAGE_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'status') == 'working' then
+  redis.call('HSET', KEYS[1], 'message', ARGV[1], 'updated', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 #: Results up to this size travel inside their completion event; a larger one is only announced
@@ -267,10 +322,12 @@ def call_result_from_arq_record(raw: bytes, worker_id: str = "") -> CallResult:
     value = record.result if record is not None else None
     if record is not None and record.success and isinstance(value, dict) and "ok" in value:
         return value  # type: ignore[return-value]
+    kind: ErrorKind = "tool_error"
     if is_exception_record(value):
         name, message = value["__exception__"], value.get("message") or ""
         if name == "CancelledError":
             reason = "the call was cancelled"
+            kind = "cancelled"
         elif ARQ_RETRIES_EXCEEDED in message:
             reason = (
                 "the worker running it stopped before it finished, and the tool is not idempotent, "
@@ -284,7 +341,30 @@ def call_result_from_arq_record(raw: bytes, worker_id: str = "") -> CallResult:
         reason = str(value)
     return {
         "ok": False,
-        "error": {"kind": "tool_error", "message": f"The job did not run to completion ({reason})."},
+        "error": {"kind": kind, "message": f"The job did not run to completion ({reason})."},
         "worker": worker_id,
         "duration_ms": 0.0,
     }
+
+
+def task_of_arq_record(raw: bytes) -> TaskRef | None:
+    """The task a job's arq record (its arguments are in it) carries out, if any."""
+    try:
+        record = deserialize_result(raw, deserializer=loads)
+    except DeserializationError:
+        return None
+    call = record.args[0] if record.args else None
+    task = call.get("task") if isinstance(call, dict) else None
+    if isinstance(task, dict) and isinstance(task.get("key"), str):
+        return {"key": task["key"]}
+    return None
+
+
+def task_status(result: CallResult) -> str:
+    """The MCP task status a job's outcome gives its task: a tool's own failure still completes
+    it (with isError); a cancellation cancels it; a call that could not be served at all (the
+    queue lost it, or the tool said it is unavailable) fails it."""
+    error = result.get("error")
+    if result.get("ok") or error is None:
+        return "completed"
+    return {"cancelled": "cancelled", "unavailable": "failed"}.get(error["kind"], "completed")

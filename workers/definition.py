@@ -30,6 +30,9 @@ from workers.content import ContentBlock, ToolResult, content_blocks
 from workers.contract import LOG_LEVELS, ToolOutput
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+TaskMode = Literal["optional", "always", "never"]
+#: A tool's task mode as MCP's `execution.taskSupport` (2025-11-25) says it.
+TASK_SUPPORT: dict[str, str] = {"optional": "optional", "always": "required", "never": "forbidden"}
 #: The dialect of every schema toolq derives (MCP's default, stated for clients that ask).
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 #: How a tool's return value becomes its result (see the module docstring).
@@ -41,6 +44,12 @@ Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
 
 class ToolError(Exception):
     """Raise from a tool to fail the call with a message the model can act on."""
+
+
+class ToolUnavailable(ToolError):
+    """Raise from a tool that cannot serve the call right now (a service it needs is down): the
+    call fails as unavailable (HTTP 503 in the seed format; an MCP task ends `failed`, not
+    `completed`), rather than as the tool's own error."""
 
 
 ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
@@ -107,6 +116,9 @@ class ToolDefinition:
     #: Client capabilities a call needs (e.g. {"sampling": {}}): a client that did not declare
     #: them is refused before the call reaches a worker.
     client_capabilities: dict[str, Any] = field(default_factory=dict)
+    #: Whether a call may become an MCP task: "optional" (when it runs long, for clients that
+    #: take tasks), "always", or "never".
+    task: TaskMode = "optional"
 
     def spec(self) -> dict[str, Any]:
         """The MCP `Tool` object plus toolq's own routing fields (under `x-toolq`)."""
@@ -123,7 +135,8 @@ class ToolDefinition:
         if self.title and "title" not in annotations:
             annotations["title"] = self.title
         spec["annotations"] = annotations
-        spec["x-toolq"] = {"timeout": self.timeout, "idempotent": self.idempotent}
+        spec["execution"] = {"taskSupport": TASK_SUPPORT[self.task]}
+        spec["x-toolq"] = {"timeout": self.timeout, "idempotent": self.idempotent, "task": self.task}
         if self.client_capabilities:
             spec["x-toolq"]["client_capabilities"] = self.client_capabilities
         return spec
@@ -302,8 +315,11 @@ def _define(
     annotations: dict[str, Any] | None,
     input_schema: dict[str, Any] | None = None,
     client_capabilities: dict[str, Any] | None = None,
+    task: TaskMode = "optional",
 ) -> ToolDefinition:
     tool_name = name or fn.__name__
+    if task not in TASK_SUPPORT:
+        raise ValueError(f"tool {tool_name!r}: task must be one of {', '.join(TASK_SUPPORT)}, not {task!r}")
     if not TOOL_NAME.match(tool_name):
         raise ValueError(f"tool name {tool_name!r} must be 1-128 characters of [A-Za-z0-9_.-]")
     if timeout <= 0:
@@ -359,6 +375,7 @@ def _define(
         annotations=dict(annotations or {}),
         context_parameter=context_parameter,
         client_capabilities=dict(client_capabilities or {}),
+        task=task,
     )
 
 
@@ -375,6 +392,7 @@ def tool(
     annotations: dict[str, Any] | None = None,
     input_schema: dict[str, Any] | None = None,
     client_capabilities: dict[str, Any] | None = None,
+    task: TaskMode = "optional",
 ) -> Callable[[Callable[..., Any]], ToolDefinition]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -388,6 +406,7 @@ def tool(
     annotations: dict[str, Any] | None = None,
     input_schema: dict[str, Any] | None = None,
     client_capabilities: dict[str, Any] | None = None,
+    task: TaskMode = "optional",
 ) -> ToolDefinition | Callable[[Callable[..., Any]], ToolDefinition]:
     """Declare a tool. `idempotent=True` lets a job interrupted by a dying worker run again;
     otherwise an interrupted call fails rather than risk running twice.
@@ -395,7 +414,11 @@ def tool(
     `input_schema` publishes a hand-written schema instead of the one derived from the
     parameters (for rules a signature cannot say, such as "phone or email"); calls are checked
     against it before they are queued. `client_capabilities` names what the client must have
-    declared for a call to be made (e.g. {"sampling": {}})."""
+    declared for a call to be made (e.g. {"sampling": {}}).
+
+    `task` says whether a call may become an MCP task (a client that takes tasks gets a task
+    handle for a call still running after a moment, and polls it): "optional" (the default),
+    "always" (every call is a task; a client that takes none is refused), or "never"."""
 
     def wrap(f: Callable[..., Any]) -> ToolDefinition:
         return _define(
@@ -408,6 +431,7 @@ def tool(
             annotations=annotations,
             input_schema=input_schema,
             client_capabilities=client_capabilities,
+            task=task,
         )
 
     return wrap(fn) if fn is not None else wrap

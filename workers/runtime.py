@@ -20,7 +20,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 from arq.connections import ArqRedis, create_pool
@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from workers import contract
-from workers.definition import SyncRunner, ToolContext, ToolDefinition, ToolError
+from workers.definition import SyncRunner, ToolContext, ToolDefinition, ToolError, ToolUnavailable
 from workers.leases import LeaseKeeper, sync_client
 from workers.registry import Registration
 from workers.settings import WorkerSettings, redis_settings
@@ -89,6 +89,8 @@ async def run_tool(
         return failure(
             "invalid_arguments", describe_validation_error(definition.name, exc), worker_id, started
         )
+    except ToolUnavailable as exc:
+        return failure("unavailable", str(exc), worker_id, started)
     except ToolError as exc:
         return failure("tool_error", str(exc), worker_id, started)
     except TimeoutError:
@@ -142,6 +144,19 @@ async def push_event(
         log.warning("could not push event for job %s", job_id, exc_info=True)
 
 
+async def run_scripts(redis: ArqRedis, script: str, keys: list[str], *args: str | int | bytes) -> Any:
+    """A Lua script on its keys (redis-py's eval, typed)."""
+    return await cast(Awaitable[Any], redis.eval(script, len(keys), *keys, *args))  # type: ignore[arg-type]
+
+
+async def note_task_message(redis: ArqRedis, task: contract.TaskRef, message: str) -> None:
+    """A working task's status message is its tool's latest progress message."""
+    try:
+        await run_scripts(redis, contract.TASK_MESSAGE_SCRIPT, [task["key"]], message[:1000], timestamp_ms())
+    except RedisError:
+        log.warning("could not note a task's status message", exc_info=True)
+
+
 #: Set in a job's ctx when its result is too large to push: after_job_end announces it instead.
 ANNOUNCE_AFTER_STORE = "toolq_announce_after_store"
 
@@ -151,16 +166,24 @@ def job_for(
     worker_id: str,
     run_sync: SyncRunner | None = None,
     max_result_bytes: int = 4 * 1024 * 1024,
+    task_jobs: dict[str, contract.TaskRef] | None = None,
 ) -> Function:
-    """The arq function that runs `definition` for one job and pushes the result."""
+    """The arq function that runs `definition` for one job and pushes the result. A job that
+    carries out an MCP task is noted in `task_jobs` (the worker ends the task when it stores the
+    result), and its progress messages become the task's status message."""
 
     async def run(ctx: dict[str, Any], call: contract.JobArguments) -> contract.CallResult:
         redis: ArqRedis = ctx["redis"]
         job_id: str = ctx["job_id"]
         wants_progress = bool(call.get("progress"))
         log_level = call.get("log_level")
+        task = call.get("task")
+        if task is not None and task_jobs is not None:
+            task_jobs[job_id] = task
 
         async def report(progress: float, total: float | None, message: str | None) -> None:
+            if task is not None and message is not None:
+                await note_task_message(redis, task, message)
             if not wants_progress:
                 return
             event: contract.ProgressEvent = {"type": "progress", "job_id": job_id, "progress": progress}
@@ -247,9 +270,13 @@ class ToolWorker(Worker):
         )
         self._extra_shutdown = on_shutdown
         self.sync_runner = SyncToolRunner(settings.sync_processes)
+        #: The running jobs that carry out MCP tasks, and where their tasks live.
+        self._task_jobs: dict[str, contract.TaskRef] = {}
         super().__init__(
             functions=[
-                job_for(d, settings.worker_id, self.sync_runner.run, settings.max_result_bytes)
+                job_for(
+                    d, settings.worker_id, self.sync_runner.run, settings.max_result_bytes, self._task_jobs
+                )
                 for d in definitions
             ],
             queue_name=queue,
@@ -465,11 +492,13 @@ class ToolWorker(Worker):
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
-        """arq's finish_job (store the result, end the job), kept until Redis takes it."""
-        store = super().finish_job
-        late = await self._until_stored(
-            job_id,
-            lambda: store(
+        """arq's finish_job (store the result, end the job), kept until Redis takes it. A job
+        that carries out a task ends the task, too."""
+        task = self._task_jobs.pop(job_id, None)
+        finish_in_arq = super().finish_job
+
+        async def store() -> None:
+            await finish_in_arq(
                 job_id,
                 finish,
                 result_data,
@@ -477,17 +506,40 @@ class ToolWorker(Worker):
                 keep_result_forever,
                 incr_score,
                 keep_in_progress,
-            ),
-        )
+            )
+            if task is not None and finish and result_data is not None:
+                await self._end_task(job_id, task, result_data)
+
+        late = await self._until_stored(job_id, store)
         if late and finish and result_data is not None:
             await self._push_stored(job_id, result_data)  # the push the tool made was lost with Redis
 
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
         """arq records these failures without running a hook: toolq pushes them, too."""
-        store = super().finish_failed_job
-        await self._until_stored(job_id, lambda: store(job_id, result_data))
+        fail_in_arq = super().finish_failed_job
+        task = contract.task_of_arq_record(result_data) if result_data is not None else None
+
+        async def store() -> None:
+            await fail_in_arq(job_id, result_data)
+            if task is not None and result_data is not None:
+                await self._end_task(job_id, task, result_data)
+
+        await self._until_stored(job_id, store)
         if result_data is not None:
             await self._push_stored(job_id, result_data)
+
+    async def _end_task(self, job_id: str, task: contract.TaskRef, result_data: bytes) -> None:
+        """Record the job's outcome in its task (unless the task ended already) and announce it."""
+        result = contract.call_result_from_arq_record(result_data, self.settings.worker_id)
+        await run_scripts(
+            self.pool,
+            contract.FINISH_TASK_SCRIPT,
+            [task["key"], contract.result_key(job_id)],
+            contract.task_status(result),
+            contract.dumps(result),
+            timestamp_ms(),
+            contract.TASKS_CHANNEL,
+        )
 
     async def _until_stored(self, job_id: str, store: Callable[[], Awaitable[None]]) -> bool:
         """Run `store` until Redis takes it: the worker's outbox. While Redis is away the finished

@@ -37,6 +37,15 @@ from facade.protocol.jsonrpc import (
 from facade.protocol.notifications import CallNotifier, RequestStream, cancelled_request_id
 from facade.protocol.results import call_tool_result
 from facade.protocol.server_info import ServerIdentity, initialize_result
+from facade.protocol.task_methods import TaskMethods
+from facade.protocol.tasks import (
+    RELATED_TASK,
+    TaskRecord,
+    TaskRequest,
+    handshake_task,
+    task_error,
+    task_owner,
+)
 from facade.protocol.tool_calls import LOG_LEVELS, ToolOutcome
 from facade.protocol.tool_methods import ToolMethods, call_arguments
 from facade.protocol.versions import BATCH_VERSIONS, negotiate
@@ -107,11 +116,13 @@ class HandshakeEra:
         sessions: SessionStore,
         inflight: InflightRequests,
         identity: ServerIdentity,
+        tasks: TaskMethods,
     ):
         self.methods = methods
         self.sessions = sessions
         self.inflight = inflight
         self.identity = identity
+        self.tasks = tasks
 
     async def handle(self, inbound: Inbound, stream: RequestStream) -> Reply:
         if isinstance(inbound.payload, list):
@@ -146,6 +157,10 @@ class HandshakeEra:
             )
         self.inflight.cancel_session(found.id)
         return ACCEPTED
+
+    async def session(self, session_id: str | None, principal: str | None = None) -> Session | Reply:
+        """The live session of this principal (for its GET stream), or the Reply refusing it."""
+        return await self._session(session_id, None, principal)
 
     # --- parts ----------------------------------------------------------------------------------
 
@@ -223,6 +238,8 @@ class HandshakeEra:
                 result = {}
             elif request.method == "logging/setLevel":
                 result = await self._set_level(session, request)
+            elif request.method in TASK_METHODS:
+                result = await self._task_method(session, request)
             else:
                 return error_response(request.id, METHOD_NOT_FOUND, f"Method not found: {request.method}")
         except JsonRpcError as exc:
@@ -233,7 +250,8 @@ class HandshakeEra:
 
     async def _call(self, session: Session, request: Request, stream: RequestStream) -> dict[str, Any]:
         name, _ = call_arguments(request)
-        missing = (await self.methods.tools.terms(name)).missing_capabilities(session.client_capabilities)
+        terms = await self.methods.tools.terms(name)
+        missing = terms.missing_capabilities(session.client_capabilities)
         if missing:
             return call_tool_result(
                 ToolOutcome(
@@ -242,10 +260,66 @@ class HandshakeEra:
                     f"initialize: {', '.join(missing)}.",
                 )
             )
+        task = _task_parameter(request)
+        if task is None and terms.task_mode == "always":
+            raise JsonRpcError(
+                METHOD_NOT_FOUND,
+                f"Tool {name!r} runs only as a task: call it with params.task",
+                id=request.id,
+            )
+        if task is not None and terms.task_mode == "never":
+            raise JsonRpcError(METHOD_NOT_FOUND, f"Tool {name!r} does not run as a task", id=request.id)
+        if task is not None:
+            # A task's caller hears nothing until it asks: no progress or log stream.
+            started = await self.methods.call_as_task(
+                request,
+                CallNotifier(stream, None, None),
+                TaskRequest(
+                    owner=task_owner(session.principal, session.id),
+                    ttl_ms=task.get("ttl"),
+                    era="handshake",
+                    session_id=session.id,
+                ),
+                traceparent(request.params),
+                session.principal,
+            )
+            if isinstance(started, TaskRecord):
+                return {"task": handshake_task(started)}
+            return started
         notifier = CallNotifier(
             stream, progress_token(request.params), session.log_level or DEFAULT_LOG_LEVEL
         )
         return await self.methods.call(request, notifier, traceparent(request.params), session.principal)
+
+    async def _task_method(self, session: Session, request: Request) -> dict[str, Any]:
+        owner = task_owner(session.principal, session.id)
+        if request.method == "tasks/get":
+            return handshake_task(await self.tasks.get(request, owner))
+        if request.method == "tasks/result":
+            record = await self.tasks.wait(request, owner)
+            related = {RELATED_TASK: {"taskId": record.task_id}}
+            if record.status == "completed" and record.outcome is not None:
+                result = call_tool_result(record.outcome)
+                result["_meta"] = {**result.get("_meta", {}), **related}
+                return result
+            if record.status == "failed":
+                error = task_error(record)
+                raise JsonRpcError(error["code"], error["message"], data=error.get("data"), id=request.id)
+            raise JsonRpcError(REQUEST_CANCELLED, "The task was cancelled", data=related, id=request.id)
+        if request.method == "tasks/list":
+            records, cursor = await self.tasks.list(request, owner)
+            page: dict[str, Any] = {"tasks": [handshake_task(record) for record in records]}
+            if cursor is not None:
+                page["nextCursor"] = cursor
+            return page
+        record, had_ended = await self.tasks.cancel(request, owner)
+        if had_ended:
+            raise JsonRpcError(
+                INVALID_PARAMS,
+                f"Invalid params: task {record.task_id!r} has ended ({record.status}): not cancellable",
+                id=request.id,
+            )
+        return handshake_task(record)
 
     async def _set_level(self, session: Session, request: Request) -> dict[str, Any]:
         level = request.params.get("level")
@@ -293,6 +367,26 @@ class HandshakeEra:
         pending = [answer for answer in answers if not isinstance(answer, dict)]
         done = iter(await asyncio.gather(*pending))
         return Reply([answer if isinstance(answer, dict) else next(done) for answer in answers])
+
+
+TASK_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/list", "tasks/cancel"})
+
+
+def _task_parameter(request: Request) -> dict[str, Any] | None:
+    """`params.task` of a tools/call ({ttl?}); -32602 if it is there but not that."""
+    task = request.params.get("task")
+    if task is None:
+        return None
+    ttl = task.get("ttl") if isinstance(task, dict) else None
+    if not isinstance(task, dict) or (
+        ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0)
+    ):
+        raise JsonRpcError(
+            INVALID_PARAMS,
+            'Invalid params: "task" must be an object with an optional "ttl" in ms',
+            id=request.id,
+        )
+    return task
 
 
 def _malformed(message: str) -> Reply:

@@ -34,7 +34,14 @@ PARAM_HEADER_PREFIX = "mcp-param-"
 _ROUTING = frozenset({VERSION_HEADER, METHOD_HEADER, NAME_HEADER})
 
 #: Methods whose `Mcp-Name` header mirrors a parameter, and which parameter.
-NAME_PARAMETERS: Mapping[str, str] = {"tools/call": "name", "resources/read": "uri", "prompts/get": "name"}
+NAME_PARAMETERS: Mapping[str, str] = {
+    "tools/call": "name",
+    "resources/read": "uri",
+    "prompts/get": "name",
+    "tasks/get": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
+}
 
 _SENTINEL = re.compile(r"^=\?base64\?(?P<payload>[A-Za-z0-9+/]*={0,2})\?=$")
 #: RFC 9110 token characters: what an `x-mcp-header` name may be made of.

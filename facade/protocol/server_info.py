@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facade.protocol.envelope import SERVER_INFO
+from facade.protocol.tasks import TASKS_EXTENSION
 from facade.protocol.versions import SUPPORTED_VERSIONS
 
 __all__ = ["ServerIdentity", "capabilities", "discover_result", "initialize_result"]
@@ -30,15 +31,20 @@ class ServerIdentity:
 def capabilities() -> dict[str, Any]:
     """What toolq implements, in both eras: tools, and log messages from tools as they run.
 
-    `listChanged` stays false until clients can be told (no GET stream, no subscriptions yet).
+    `listChanged`: a change of the tool list is told on the handshake era's GET stream and on
+    the stateless era's `subscriptions/listen` streams.
     """
-    return {"tools": {"listChanged": False}, "logging": {}}
+    return {"tools": {"listChanged": True}, "logging": {}}
+
+
+#: Tasks as 2025-11-25 declares them: tools/call may be a task; tasks can be listed and cancelled.
+HANDSHAKE_TASKS: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
 
 
 def initialize_result(protocol_version: str, identity: ServerIdentity) -> dict[str, Any]:
     return {
         "protocolVersion": protocol_version,
-        "capabilities": capabilities(),
+        "capabilities": {**capabilities(), "tasks": HANDSHAKE_TASKS},
         "serverInfo": identity.info(),
         "instructions": identity.instructions,
     }
@@ -48,7 +54,7 @@ def discover_result(identity: ServerIdentity, *, ttl_ms: int, cache_scope: str) 
     return {
         "resultType": "complete",
         "supportedVersions": list(SUPPORTED_VERSIONS),
-        "capabilities": capabilities(),
+        "capabilities": {**capabilities(), "extensions": {TASKS_EXTENSION: {}}},
         "instructions": identity.instructions,
         "ttlMs": ttl_ms,
         "cacheScope": cache_scope,

@@ -34,6 +34,9 @@ from facade.protocol.jsonrpc import (
 )
 from facade.protocol.notifications import CallNotifier, RequestStream
 from facade.protocol.server_info import ServerIdentity, discover_result
+from facade.protocol.subscriptions import Subscriptions, listen
+from facade.protocol.task_methods import TaskMethods
+from facade.protocol.tasks import TASKS_EXTENSION, TaskRecord, TaskRequest, stateless_task, task_owner
 from facade.protocol.tool_methods import ToolMethods, call_arguments
 from facade.protocol.versions import STATELESS_VERSIONS, SUPPORTED_VERSIONS
 
@@ -77,6 +80,24 @@ def _rejected(error: JsonRpcError) -> Reply:
     return Reply(error.response(), problem)
 
 
+#: The tasks extension's methods (tasks/result and tasks/list are not part of it).
+TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+
+
+def _needs_tasks(what: str, request_id: Any) -> JsonRpcError:
+    required: dict[str, Any] = {"extensions": {TASKS_EXTENSION: {}}}
+    return JsonRpcError(
+        MISSING_CLIENT_CAPABILITY,
+        f"{what}: declare the extension {TASKS_EXTENSION} in the request's client capabilities",
+        data={"requiredCapabilities": required},
+        id=request_id,
+    )
+
+
+def _without_execution(tool: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in tool.items() if key != "execution"} if "execution" in tool else tool
+
+
 class StatelessEra:
     def __init__(
         self,
@@ -86,8 +107,15 @@ class StatelessEra:
         discover_ttl_ms: int,
         list_ttl_ms: int,
         cache_scope: str,
+        tasks: TaskMethods,
+        task_inline_seconds: float = 1.0,
+        subscriptions: Subscriptions | None = None,
     ):
         self.methods = methods
+        #: Holds `subscriptions/listen` streams; without it the method is not served.
+        self.subscriptions = subscriptions
+        self.tasks = tasks
+        self.task_inline_seconds = task_inline_seconds
         self.identity = identity
         self.discover_ttl_ms = discover_ttl_ms
         self.list_ttl_ms = list_ttl_ms
@@ -140,6 +168,9 @@ class StatelessEra:
     async def _answer(
         self, request: Request, envelope: Envelope, inbound: Inbound, stream: RequestStream
     ) -> dict[str, Any]:
+        if request.method == "subscriptions/listen" and self.subscriptions is not None:
+            closed = await listen(self.subscriptions, request, envelope, inbound.principal, stream)
+            return self._complete(closed)
         if request.method == "tools/call":
             name, arguments = call_arguments(request)
             terms = await self.methods.tools.terms(name)
@@ -155,11 +186,41 @@ class StatelessEra:
                     id=request.id,
                 )
             notifier = CallNotifier(stream, envelope.progress_token, envelope.log_level)
+            takes_tasks = envelope.declares_extension(TASKS_EXTENSION)
+            if terms.task_mode == "always" and not takes_tasks:
+                raise _needs_tasks(f"Tool {name!r} runs only as a task", request.id)
+            if takes_tasks and terms.task_mode != "never":
+                inline = 0.0 if terms.task_mode == "always" else self.task_inline_seconds
+                owner = task_owner(inbound.principal, None)
+                started = await self.methods.call_as_task(
+                    request,
+                    notifier,
+                    TaskRequest(owner=owner, inline_seconds=inline, era="stateless"),
+                    envelope.traceparent,
+                    inbound.principal,
+                )
+                if isinstance(started, TaskRecord):
+                    task = stateless_task(started, detailed=False)
+                    return {"resultType": "task", **task, "_meta": self._server_meta}
+                return self._complete(started)
             result = await self.methods.call(request, notifier, envelope.traceparent, inbound.principal)
             return self._complete(result)
         if request.method == "tools/list":
             page = await self.methods.list(request)
+            # `execution.taskSupport` is the handshake era's: this era's Tool has no such field.
+            page["tools"] = [_without_execution(tool) for tool in page["tools"]]
             return self._complete(page, ttlMs=self.list_ttl_ms, cacheScope=self.cache_scope)
+        if request.method in TASK_METHODS:
+            if not envelope.declares_extension(TASKS_EXTENSION):
+                raise _needs_tasks(f"{request.method} is part of the tasks extension", request.id)
+            owner = task_owner(inbound.principal, None)
+            if request.method == "tasks/get":
+                return self._complete(stateless_task(await self.tasks.get(request, owner), detailed=True))
+            if request.method == "tasks/update":
+                await self.tasks.get(request, owner)  # no toolq tool asks for input: nothing to update
+                return self._complete({})
+            await self.tasks.cancel(request, owner)  # a task that has ended stays as it ended
+            return self._complete({})
         if request.method == "server/discover":
             return discover_result(self.identity, ttl_ms=self.discover_ttl_ms, cache_scope=self.cache_scope)
         hint = " (removed in 2026-07-28)" if request.method in REMOVED_METHODS else ""

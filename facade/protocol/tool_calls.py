@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from facade.protocol.headers import MirroredParameter
+
+if TYPE_CHECKING:
+    from facade.protocol.tasks import TaskRecord, TaskRequest
 
 __all__ = [
     "LOG_LEVELS",
@@ -37,7 +40,7 @@ def log_level_at_least(level: str, minimum: str) -> bool:
     return level in _SEVERITY and _SEVERITY[level] >= _SEVERITY.get(minimum, len(LOG_LEVELS))
 
 
-FailureKind = Literal["invalid_arguments", "tool_error", "timeout", "unavailable"]
+FailureKind = Literal["cancelled", "invalid_arguments", "tool_error", "timeout", "unavailable"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class ToolTerms:
     mirrored: tuple[MirroredParameter, ...] = ()
     #: Client capabilities the call needs, as a ClientCapabilities object.
     client_capabilities: dict[str, Any] = field(default_factory=dict)
+    #: Whether a call may become a task: "optional", "always" or "never".
+    task_mode: str = "optional"
 
     def missing_capabilities(self, declared: dict[str, Any]) -> dict[str, Any]:
         """The part of `client_capabilities` that `declared` lacks (empty: nothing missing)."""
@@ -128,4 +133,12 @@ class ToolCalls(Protocol):
 
     async def call(self, name: str, arguments: dict[str, Any], options: CallOptions) -> ToolOutcome:
         """Run one call; raises UnknownTool for a name no worker ever served, and nothing else."""
+        ...
+
+    async def call_as_task(
+        self, name: str, arguments: dict[str, Any], options: CallOptions, request: TaskRequest
+    ) -> ToolOutcome | TaskRecord:
+        """Start a call that may become a task: its outcome if it ended within the request's
+        inline window, else the task (durably created: any replica finds it) that carries it on.
+        Raises UnknownTool, Refused, and StoreUnavailable when the task cannot be kept."""
         ...

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from facade.errors import Refused, UnknownTool
 from facade.protocol.jsonrpc import INVALID_PARAMS, OVERLOADED, RATE_LIMITED, JsonRpcError, Request
 from facade.protocol.notifications import CallNotifier
 from facade.protocol.results import call_tool_result, tools_page
+from facade.protocol.tasks import TaskRecord, TaskRequest
 from facade.protocol.tool_calls import ToolCalls
 
 __all__ = ["ToolMethods", "call_arguments"]
@@ -49,14 +52,35 @@ class ToolMethods:
         """The call's CallToolResult; an unknown tool is -32602, a call turned away before it was
         queued -31001 (overloaded) or -31002 (rate limited), every other failure a result."""
         name, arguments = call_arguments(request)
-        try:
+        with _call_errors(request):
             outcome = await self.tools.call(name, arguments, notifier.options(traceparent, principal))
-        except UnknownTool as exc:
-            raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {exc.name}", id=request.id) from exc
-        except Refused as exc:
-            code = OVERLOADED if exc.reason == "overloaded" else RATE_LIMITED
-            message = f"{exc.message}; retry after {exc.retry_after} s"
-            raise JsonRpcError(
-                code, message, data={"retryAfterSeconds": exc.retry_after}, id=request.id
-            ) from exc
         return call_tool_result(outcome)
+
+    async def call_as_task(
+        self,
+        request: Request,
+        notifier: CallNotifier,
+        task: TaskRequest,
+        traceparent: str | None = None,
+        principal: str | None = None,
+    ) -> dict[str, Any] | TaskRecord:
+        """`call`, for a call that may become a task: its CallToolResult, or the task."""
+        name, arguments = call_arguments(request)
+        with _call_errors(request):
+            ended = await self.tools.call_as_task(
+                name, arguments, notifier.options(traceparent, principal), task
+            )
+        return ended if isinstance(ended, TaskRecord) else call_tool_result(ended)
+
+
+@contextmanager
+def _call_errors(request: Request) -> Iterator[None]:
+    """An unknown tool as -32602; a call turned away before it was queued as -31001 or -31002."""
+    try:
+        yield
+    except UnknownTool as exc:
+        raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {exc.name}", id=request.id) from exc
+    except Refused as exc:
+        code = OVERLOADED if exc.reason == "overloaded" else RATE_LIMITED
+        message = f"{exc.message}; retry after {exc.retry_after} s"
+        raise JsonRpcError(code, message, data={"retryAfterSeconds": exc.retry_after}, id=request.id) from exc

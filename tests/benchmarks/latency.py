@@ -141,7 +141,18 @@ class McpClient:
     `params._meta`, and every result must say `resultType: "complete"`.
     """
 
-    def __init__(self, name: str, url: str, concurrency: int, server_pids: list[int], era: str = HANDSHAKE):
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        concurrency: int,
+        server_pids: list[int],
+        era: str = HANDSHAKE,
+        *,
+        takes_tasks: bool = False,
+    ):
+        """`takes_tasks`: a stateless client that declares the tasks extension (a call still
+        running after the server's window would come back as a task)."""
         if era not in (HANDSHAKE, STATELESS):
             raise ValueError(f"era must be {HANDSHAKE!r} or {STATELESS!r}, not {era!r}")
         self.name = name
@@ -162,7 +173,9 @@ class McpClient:
             self.headers["MCP-Protocol-Version"] = STATELESS_VERSION
             self.envelope = {
                 "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
-                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientCapabilities": (
+                    {"extensions": {"io.modelcontextprotocol/tasks": {}}} if takes_tasks else {}
+                ),
                 "io.modelcontextprotocol/clientInfo": {"name": "toolq-benchmark", "version": "1"},
             }
         #: Stateless era: the headers of each (method, name), built once.
@@ -515,6 +528,7 @@ def build_report(
     arq_ms: list[float] | None,
     sdk_stateless: dict[str, Any] | None = None,
     toolq_stateless: dict[str, Any] | None = None,
+    toolq_task_client: dict[str, Any] | None = None,
     not_measured: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`sdk` and `toolq` are the handshake era (the report's original fields); the stateless era
@@ -577,6 +591,9 @@ def build_report(
         "ratios_stateless": ratios_stateless,
         "ratios_toolq_stateless_vs_handshake": stateless_vs_handshake,
         "paired_p50_toolq_stateless_vs_handshake": paired_ratios(toolq_stateless, toolq),
+        # A short call from a client that takes tasks must cost what a plain call does.
+        "toolq_task_client": toolq_task_client,
+        "paired_p50_toolq_task_client_vs_stateless": paired_ratios(toolq_task_client, toolq_stateless),
         "not_measured": not_measured or {},
     }
 
@@ -708,6 +725,15 @@ def print_table(report: dict[str, Any]) -> None:
             f"toolq stateless / handshake, sequential p50 round by round ({paired['rounds']} rounds): "
             f"median {fmt(paired['median'])}x, range {fmt(paired['min'])}-{fmt(paired['max'])}x"
         )
+    tasks = report["paired_p50_toolq_task_client_vs_stateless"]
+    task_client = report["toolq_task_client"]
+    if tasks["rounds"] and task_client:
+        print(
+            f"toolq, a client that takes tasks / one that does not (stateless), sequential p50 round by "
+            f"round ({tasks['rounds']} rounds): median {fmt(tasks['median'])}x, range "
+            f"{fmt(tasks['min'])}-{fmt(tasks['max'])}x; "
+            f"its p50 {fmt(metric(task_client, 'sequential', 'p50_ms'))} ms"
+        )
     for name, why in report["not_measured"].items():
         print(f"NOT MEASURED: {name}: {why}")
     print("\ntargets (DESIGN.md; the last two: the stateless era must not be slower than the handshake era):")
@@ -805,7 +831,15 @@ async def run_benchmark(args: argparse.Namespace, systems: Endpoints) -> dict[st
     toolq_stateless = McpClient(
         "toolq, stateless", systems.toolq_url, args.concurrency, systems.toolq_pids, STATELESS
     )
-    every = [sdk, sdk_stateless, toolq, toolq_stateless]
+    toolq_tasks = McpClient(
+        "toolq, stateless, takes tasks",
+        systems.toolq_url,
+        args.concurrency,
+        systems.toolq_pids,
+        STATELESS,
+        takes_tasks=True,
+    )
+    every = [sdk, sdk_stateless, toolq, toolq_stateless, toolq_tasks]
     try:
         clients, not_measured = await open_clients(every)
         await wait_for_tool(toolq, 30)
@@ -849,6 +883,7 @@ async def run_benchmark(args: argparse.Namespace, systems: Endpoints) -> dict[st
         arq_ms=arq_ms,
         sdk_stateless=summary(sdk_stateless),
         toolq_stateless=summary(toolq_stateless),
+        toolq_task_client=summary(toolq_tasks),
         not_measured=not_measured,
     )
 

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
+import os
 import struct
+import time
 import wave
 import zlib
 from typing import Annotated
 
 from pydantic import Field
+from redis.asyncio import Redis
 
+from workers import contract
 from workers.content import Audio as AudioBlock
 from workers.content import EmbeddedResource, Image, ToolResult
-from workers.definition import ToolContext, ToolError, tool
+from workers.definition import ToolContext, ToolError, ToolUnavailable, tool
 
 
 def _png_pixel(red: int, green: int, blue: int) -> bytes:
@@ -137,6 +142,46 @@ async def test_custom_headers(
     return f"region={region}"
 
 
+# --- tool-list changes (server-stateless: sep-2575-server-sends-tools-list-changed-...) ----------
+
+#: The pretend worker test_trigger_tool_change registers: it serves one tool, never called, whose
+#: description counts the calls, so each call changes the tool list (not its names).
+MARKER_WORKER = "conformance-tool-list-marker"
+MARKER_LIFETIME_MS = 120_000
+_changes = itertools.count(1)
+
+
+@tool
+async def test_trigger_tool_change() -> str:
+    """Change the tool list (a pretend worker's tool changes its description)."""
+    change = next(_changes)
+    marker = {
+        "name": "test_tool_list_marker",
+        "description": f"Changed {change} times by test_trigger_tool_change; never called.",
+        "inputSchema": {"type": "object"},
+    }
+    info = {
+        "worker_id": MARKER_WORKER,
+        "pool": MARKER_WORKER,
+        "queue": contract.queue_name(MARKER_WORKER),
+        "tools": [marker],
+        "host": "conformance",
+        "pid": os.getpid(),
+        "started_at": time.time(),
+    }
+    redis = Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        # What a joining worker writes (workers/registry.py), with a longer life: no heartbeat.
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(contract.worker_key(MARKER_WORKER), contract.dumps(info), px=MARKER_LIFETIME_MS)
+            pipe.zadd(contract.WORKERS_LIVE, {MARKER_WORKER: int(time.time() * 1000) + MARKER_LIFETIME_MS})
+            pipe.publish(contract.REGISTRY_CHANNEL, MARKER_WORKER)
+            await pipe.execute()
+    finally:
+        await redis.aclose()
+    return f"The tool list changed ({change})."
+
+
 JSON_SCHEMA_2020_12 = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -172,3 +217,39 @@ async def json_schema_tool(
 ) -> ToolResult:
     """Tool with JSON Schema 2020-12 features"""
     return ToolResult([f"Hello {name or 'there'}"], {"name": name, "contact": phone or email})
+
+
+# --- tasks (the extension io.modelcontextprotocol/tasks, 2026-07-28) ------------------------------
+
+
+@tool(task="never")
+async def greet(name: str) -> str:
+    """Greet by name, never as a task."""
+    return f"Hello, {name}!"
+
+
+@tool(timeout=120)
+async def slow_compute(seconds: float, label: str = "") -> str:
+    """Sleep `seconds`, then say so: a task for a client that takes them."""
+    await asyncio.sleep(seconds)
+    return f"{label or 'slow_compute'} finished after {seconds:g} s"
+
+
+@tool(task="always")
+async def failing_job() -> str:
+    """Always a task; fails as a tool after about a second."""
+    await asyncio.sleep(1)
+    raise ToolError("failing_job always fails")
+
+
+@tool
+async def protocol_error_job() -> str:
+    """A call that cannot be served: its task fails (a JSON-RPC error, not a tool error)."""
+    raise ToolUnavailable("protocol_error_job cannot be served")
+
+
+@tool
+async def confirm_delete(filename: str) -> str:
+    """Would ask the user to confirm deleting `filename`; a queued tool cannot ask the client for
+    input (no elicitation in toolq), so it fails at once, deleting nothing."""
+    raise ToolError(f"cannot ask for confirmation to delete {filename!r}: nothing was deleted")
