@@ -22,6 +22,7 @@ failed instead when TOOLQ_REQUIRE_NODE=1).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -235,3 +236,49 @@ def test_cancelling_a_task_through_ext_tasks_stops_its_job(run: Run):
     # Stopped by this cancel: not before the client sent it (same clock), and soon after.
     sent = watched["cancelSentAtEpochMs"] / 1000
     assert sent - 0.01 <= events["cancelled"] < sent + STOP_WITHIN, (sent, events)
+
+
+def test_a_task_handed_off_before_a_facade_restart_is_resumed_and_settled_after_it(
+    ext_tasks_client: tuple[str, Path], tmp_path: Path
+):
+    """ext-tasks starts a task through a facade and hands its reference off (as a host persists
+    it); the facade is SIGKILLed and a new one starts on the same address; ext-tasks resumes the
+    task from its reference and settles it to the tool's result. The job ran once."""
+    node, directory = ext_tasks_client
+    ledger = tmp_path / "ledger"
+    python_path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "LEDGER": str(ledger), "TRAIL": str(tmp_path / "trail"), "CALL": "restart"}
+    with running_stack(tmp_path) as stack:
+        first, url = stack.facade()
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        stack.worker(
+            "restart-1",
+            *("--tools", "tallied,watched", "--pool", "tasks", "--tool-modules", "tools_for_tests"),
+            PYTHONPATH=python_path,
+        )
+        stack.wait_for_workers("restart-1")
+        command = [node, "tasks_client.mjs", url, STATELESS]
+        handed = asyncio.run(
+            run_json(
+                command,
+                cwd=directory,
+                timeout=CLIENT_TIMEOUT,
+                env={**env, "MODE": "handoff", "TALLIED_SECONDS": "4"},
+            )
+        )
+        assert handed["handoff"]["kind"] == "task", handed
+        first.process.kill()
+        first.process.wait(5)
+        stack.facade(port, name="facade-restarted")
+        resumed = asyncio.run(
+            run_json(
+                command,
+                cwd=directory,
+                timeout=CLIENT_TIMEOUT,
+                env={**env, "MODE": "resume", "REFERENCE": json.dumps(handed["reference"])},
+            )
+        )
+    assert resumed["resumed"]["taskId"] == handed["handoff"]["taskId"], resumed
+    assert resumed["resumed"]["outcomeStatus"] == "completed", resumed
+    assert resumed["resumed"]["result"]["structuredContent"]["call"] == "restart", resumed
+    assert read_ledger(ledger) == {"restart": {"start": 1, "end": 1}}

@@ -238,6 +238,7 @@ const versionNegotiation = modern ? { mode: { pin: era } } : { mode: "legacy" };
 const client = new Client(clientInfo, { versionNegotiation });
 const transport = new StreamableHTTPClientTransport(url, { fetch: recordingFetch });
 let session;
+let exitAfterReport = false;
 
 async function run() {
   await client.connect(transport);
@@ -256,6 +257,35 @@ async function run() {
   // 2025-11-25: a tool whose taskSupport is "optional" runs as a task only when the caller
   // prefers one. 2026-07-28: the server decides ("allow", the default).
   const task = modern ? {} : { task: { preference: "prefer", retentionMs: 60_000 } };
+
+  // Across a facade restart: MODE=handoff starts a task and hands its reference over (as a host
+  // would persist it); MODE=resume picks that reference up, through whatever facade now serves
+  // the URL, and settles it.
+  if (process.env.MODE === "handoff") {
+    const execution = await session.callTool("tallied", { ledger, call: callName, seconds: talliedSeconds }, task);
+    report.handoff = { kind: execution.kind, taskId: execution.handle?.taskId ?? null };
+    if (execution.kind !== "task") throw new Unexpected("the call did not become a task");
+    await execution.handoff((reference) => {
+      report.reference = reference;
+    });
+    // Not session.close(): ext-tasks 0.2.2 then cancels the handed-off task (its execution stays
+    // in the session's active set after handoff). A host that hands off is going away: exit.
+    exitAfterReport = true;
+    return;
+  }
+  if (process.env.MODE === "resume") {
+    const resumed = await session.resumeTask(JSON.parse(process.env.REFERENCE));
+    const { outcome } = await resumed.settle();
+    report.resumed = {
+      taskId: resumed.handle?.taskId ?? null,
+      outcomeStatus: outcome.status,
+      result: outcome.status === "completed" ? pickResult(resultFromTaskOutcome(outcome)) : null,
+      ...(outcome.status === "failed" ? { error: describeError(outcome.error) } : {}),
+    };
+    await session.close();
+    await client.close();
+    return;
+  }
 
   // 1. A call long enough to be a task, settled to its result.
   const started = performance.now();
@@ -322,7 +352,9 @@ async function run() {
 const failure = await run().then(() => undefined, (error) => error ?? new Error("run() rejected"));
 report.wire = wire;
 if (failure === undefined) {
-  process.stdout.write(JSON.stringify(report) + "\n");
+  process.stdout.write(JSON.stringify(report) + "\n", () => {
+    if (exitAfterReport) process.exit(0);
+  });
 } else {
   report.failure = describeError(failure);
   const what = failure instanceof Unexpected ? "unexpected outcome" : "failed";
