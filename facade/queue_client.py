@@ -288,7 +288,7 @@ class QueueClient:
         payload = serialize_job(function, (job,), {}, None, now_ms, serializer=contract.dumps)
         keys = [contract.job_key(job_id), queue, *(limit.key for limit in admission.rates)]
         args: list[Any] = [max(1, int(expires * 1000)), payload, now_ms, job_id]
-        args += [contract.wake_channel(queue), contract.wake_message(job_id), admission.max_backlog]
+        args += [contract.ready_list(queue), admission.max_backlog]
         for limit in admission.rates:
             args += [limit.burst, limit.per_second / 1000]
         admitted, backlog, wait_ms = await self._admit(keys=keys, args=args)

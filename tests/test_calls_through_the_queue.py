@@ -121,7 +121,7 @@ async def test_an_expired_job_is_pushed_as_a_failure(start_worker, redis):
         (job_id,) = [m.decode() for m in await redis.zrange(worker.queue_name, 0, -1)]
         await redis.delete(contract.job_key(job_id))  # what expiry does to a queued job
         worker.allow_pick_jobs = True
-        await redis.publish(contract.wake_channel(worker.queue_name), contract.wake_message(job_id))
+        await redis.lpush(contract.ready_list(worker.queue_name), job_id)
         result = await asyncio.wait_for(call, 2.0)
     finally:
         await queue.close()

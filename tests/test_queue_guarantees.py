@@ -39,7 +39,7 @@ async def test_a_wake_up_for_a_job_not_yet_due_does_not_start_it(start_worker, r
         _queue_name=worker.queue_name, _defer_by=30,
     )  # fmt: skip
     assert job is not None
-    await redis.publish(contract.wake_channel(worker.queue_name), contract.wake_message(job.job_id))
+    await redis.lpush(contract.ready_list(worker.queue_name), job.job_id)
     await asyncio.sleep(0.3)
     assert "early" not in test_tools.RUNS
     assert await redis.zscore(worker.queue_name, job.job_id) is not None  # still queued, for later
@@ -49,7 +49,7 @@ async def test_a_claim_on_a_job_that_left_the_queue_does_not_run_it(start_worker
     worker = await start_worker([test_tools.counted], idle_poll_seconds=60)
     job_id = "gone-before-claim"
     await redis.psetex(contract.job_key(job_id), 5000, b"{}")  # a job key, but not in the queue
-    await redis.publish(contract.wake_channel(worker.queue_name), contract.wake_message(job_id))
+    await redis.lpush(contract.ready_list(worker.queue_name), job_id)
     await asyncio.sleep(0.3)
     assert worker.job_tasks == {} and not worker.jobs_complete
     assert await redis.exists(contract.IN_PROGRESS_KEY_PREFIX + job_id) == 0  # the claim was released
@@ -119,7 +119,7 @@ async def test_a_worker_never_starts_a_job_it_is_still_running(start_worker, red
         (job_id,) = [key.decode().removeprefix(contract.IN_PROGRESS_KEY_PREFIX)
                      for key in await redis.keys(contract.IN_PROGRESS_KEY_PREFIX + "*")]  # fmt: skip
         await redis.delete(contract.IN_PROGRESS_KEY_PREFIX + job_id)
-        await redis.publish(contract.wake_channel(worker.queue_name), contract.wake_message(job_id))
+        await redis.lpush(contract.ready_list(worker.queue_name), job_id)
         result = await call
     finally:
         await queue.close()

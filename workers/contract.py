@@ -53,8 +53,15 @@ def queue_name(pool: str) -> str:
     return f"{PREFIX}:queue:{pool}"
 
 
+def ready_list(queue: str) -> str:
+    """Every enqueued job's id is pushed here; each is popped by one worker of the pool, the one
+    that has waited longest with a free slot. The queue (arq's sorted set) stays the record: a
+    worker's safety-net poll finds what the list lost."""
+    return f"{queue}:ready"
+
+
 def wake_channel(queue: str) -> str:
-    """Published on every enqueue and abort so idle workers act at once (see wake_message)."""
+    """Published on every abort so workers act at once (see wake_message)."""
     return f"{queue}:wake"
 
 

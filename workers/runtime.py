@@ -1,9 +1,11 @@
-"""The worker runtime: arq's Worker, woken on enqueue and pushing completions.
+"""The worker runtime: arq's Worker, handed each job and pushing completions.
 
 arq out of the box polls its queue every 0.5 s and leaves callers to poll the result key.
 toolq keeps arq's claim protocol and result storage but:
-- workers wait on a wake-up channel (a safety-net poll every few seconds remains), so a job
-  starts within a round trip of being enqueued;
+- each enqueued job's id is pushed on its pool's ready list, and one worker with a free slot
+  pops it (a blocking pop; a safety-net poll every few seconds remains), so a job starts within
+  a round trip of being enqueued and costs one claim however large the pool; aborts reach every
+  worker on the pool's wake-up channel;
 - the job pushes its result to the waiting facade's events channel the moment it has one,
   and every early-exit failure arq writes without running a hook is pushed as well;
 - results are JSON (workers/contract.py), never pickle.
@@ -240,7 +242,7 @@ def job_for(
 
 
 class ToolWorker(Worker):
-    """An arq Worker that sleeps on a wake-up channel instead of polling every 0.5 s."""
+    """An arq Worker that takes jobs from its pool's ready list instead of polling every 0.5 s."""
 
     def __init__(
         self,
@@ -308,9 +310,10 @@ class ToolWorker(Worker):
         #: Set when this worker saw Redis fail: claims wait for the leases to be back first.
         self._redis_gap = False
         self._wake = asyncio.Event()
-        self._hinted: list[bytes] = []
         self._abort_hinted = False
-        self._saturated = False
+        #: Set while this worker has a free slot: only then does it take jobs from the ready list.
+        self._slot_free = asyncio.Event()
+        self._slot_free.set()
         self._background: list[asyncio.Task[None]] = []
         #: The registry heartbeat (started by main): while it runs, the worker is listed as live.
         self.heartbeat: asyncio.Task[None] | None = None
@@ -318,12 +321,12 @@ class ToolWorker(Worker):
     # --- the loop -------------------------------------------------------------------------
 
     async def main(self) -> None:
-        """arq's Worker.main, with the wake-up channel in place of its fixed 0.5 s poll.
+        """arq's Worker.main, with the ready list in place of its fixed 0.5 s poll.
 
         Mirrors arq 0.28's main: create the pool when none was given (`create_pool` with the
         worker's serializers), log, set `ctx["redis"]`, then loop on `_poll_iteration`; arq's
-        on_startup hook is not used. Added: the wake-up listener, the registry heartbeat, lease
-        renewal, claims of the jobs a wake-up names (`start_jobs`), and a back-off on Redis
+        on_startup hook is not used. Added: the ready-list taker (`_take_ready_jobs`), the abort
+        listener, the registry heartbeat, the lease keeper, and a back-off on Redis
         errors instead of dying. tests/test_arq_fence.py pins the arq members this relies on.
         """
         if self._pool is None:
@@ -345,6 +348,7 @@ class ToolWorker(Worker):
         self.heartbeat = asyncio.create_task(self.registration.keep_alive(self.pool), name="toolq-heartbeat")
         self._background = [
             asyncio.create_task(self._listen_for_wakeups(), name="toolq-wake"),
+            asyncio.create_task(self._take_ready_jobs(), name="toolq-ready"),
             self.heartbeat,
         ]
         self.leases.start()
@@ -355,15 +359,10 @@ class ToolWorker(Worker):
             try:
                 if self._redis_gap:
                     await self._hold_claims_after_gap()
-                hinted, self._hinted = self._hinted, []
                 abort_hinted, self._abort_hinted = self._abort_hinted, False
-                if hinted or abort_hinted:
-                    # A wake-up names its job: claim it directly, no scan of the queue.
-                    if hinted and self.allow_pick_jobs:
-                        await self.start_jobs(hinted)
-                    if abort_hinted:
-                        await self._cancel_aborted_jobs()
-                if not (hinted or abort_hinted) or loop_time() - last_full_poll >= self.poll_delay_s:
+                if abort_hinted:
+                    await self._cancel_aborted_jobs()
+                if not abort_hinted or loop_time() - last_full_poll >= self.poll_delay_s:
                     # The safety net, and arq's housekeeping (health key, finished tasks).
                     last_full_poll = loop_time()
                     await self._poll_iteration()
@@ -375,7 +374,6 @@ class ToolWorker(Worker):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
-            self._saturated = self.job_counter >= self.max_jobs
             idle = max(0.0, self.poll_delay_s - (loop_time() - last_full_poll))
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that arrives
             # as the wake-up does, and the worker would never stop (tests/test_queue_guarantees.py).
@@ -392,46 +390,95 @@ class ToolWorker(Worker):
         await asyncio.sleep(CLAIM_HOLD_AFTER_GAP_SECONDS)
         self._redis_gap = False
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Claim and start jobs: arq's start_jobs, with the claim in one round trip.
+    async def _take_ready_jobs(self) -> None:
+        """Pop job ids from the pool's ready list while this worker has free slots: one blocking
+        pop, then as many more as there are free slots, claimed together. Each id goes to one
+        worker of the pool (the one that has waited longest), so a job costs the pool one claim,
+        however many workers it has; a full worker pops nothing."""
+        ready = contract.ready_list(self.queue_name)
+        backoff = 0.1
+        while True:
+            try:
+                await self._slot_free.wait()
+                if self._redis_gap or not self.allow_pick_jobs:
+                    await asyncio.sleep(0.1)  # the main loop holds claims after a gap
+                    continue
+                wait = max(1, math.ceil(self.poll_delay_s))
+                popped = await cast(Awaitable[Any], self.pool.brpop([ready], timeout=wait))
+                if popped is None:
+                    continue
+                job_ids: list[bytes] = [popped[1]]
+                free = self.max_jobs - self.job_counter - 1
+                if free > 0:
+                    job_ids += await cast(Awaitable[list[bytes] | None], self.pool.rpop(ready, free)) or []
+                if not self.allow_pick_jobs:  # stopping since the pop: the pool's next worker takes them
+                    await cast(Awaitable[int], self.pool.rpush(ready, *job_ids))
+                    continue
+                await self.start_jobs(job_ids)
+                backoff = 0.1
+            except REDIS_ERRORS as exc:
+                log.debug("ready list unavailable (%s); retrying in %.1f s", exc, backoff)
+                self._redis_gap = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-        arq claims with WATCH, EXISTS, ZSCORE and MULTI (four round trips). One MULTI of
-        `SET in-progress NX PX` and `ZSCORE` takes the same decision atomically: the claim holds
-        only if the in-progress key was ours to set and the job is still queued and due; a claim
-        that does not hold is released at once. The key holds this worker's id (arq only asks
-        whether it exists), which the lease keeper renews. A job this worker still holds (running,
-        or its result waiting for Redis) is never started here again.
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Claim and start jobs: arq's start_jobs, with every claim of the batch in one round trip.
+
+        arq claims with WATCH, EXISTS, ZSCORE and MULTI (four round trips per job). Here one
+        MULTI holds, per job, `SET in-progress NX PX` and `ZSCORE`: a claim holds only if the
+        in-progress key was ours to set and the job is still queued and due; claims that do not
+        hold are released at once. The key holds this worker's id (arq only asks whether it
+        exists), which the lease keeper renews. A job this worker still holds (running, or its
+        result waiting for Redis) is never started here again. Ids beyond the free slots wait for
+        another worker, or the safety-net poll.
         """
+        chosen: list[str] = []
         for raw_id in job_ids:
             job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            if self.leases.holds(job_id):
+            if self.leases.holds(job_id) or job_id in chosen:
                 continue
-            await self.sem.acquire()
             if self.job_counter >= self.max_jobs:
-                self.sem.release()
-                return
+                break
+            await self.sem.acquire()
             self.job_counter += 1
-            in_progress_key = in_progress_key_prefix + job_id
-            owner = self.settings.worker_id
-            try:
-                async with self.pool.pipeline(transaction=True) as pipe:
-                    pipe.set(in_progress_key, owner, px=int(self.in_progress_timeout_s * 1000), nx=True)
+            chosen.append(job_id)
+        if not chosen:
+            return
+        self._note_slots()
+        lease_ms = int(self.in_progress_timeout_s * 1000)
+        try:
+            async with self.pool.pipeline(transaction=True) as pipe:
+                for job_id in chosen:
+                    pipe.set(in_progress_key_prefix + job_id, self.settings.worker_id, px=lease_ms, nx=True)
                     pipe.zscore(self.queue_name, job_id)
-                    claimed, score = await pipe.execute()
-            except BaseException:
-                self.job_counter -= 1  # the slot was not used: give it back
-                self.sem.release()
-                raise
-            if not claimed or not score or score > timestamp_ms():
+                answers = await pipe.execute()
+        except BaseException:
+            for _ in chosen:  # the slots were not used: give them back
+                self._release_sem_dec_counter_on_complete()
+            raise
+        now = timestamp_ms()
+        released = []
+        for index, job_id in enumerate(chosen):
+            claimed, score = answers[2 * index], answers[2 * index + 1]
+            if not claimed or not score or score > now:
                 if claimed:
-                    await self.pool.delete(in_progress_key)
-                self.job_counter -= 1
-                self.sem.release()
+                    released.append(in_progress_key_prefix + job_id)
+                self._release_sem_dec_counter_on_complete()
                 continue
             self.leases.take(job_id, self._job_seconds)
             task = self.loop.create_task(self.run_job(job_id, int(score)))
             task.add_done_callback(functools.partial(self._job_done, job_id))
             self.tasks[job_id] = task
+        if released:
+            await self.pool.delete(*released)
+
+    def _note_slots(self) -> None:
+        """Keep `_slot_free` true exactly while this worker can start another job."""
+        if self.job_counter < self.max_jobs:
+            self._slot_free.set()
+        else:
+            self._slot_free.clear()
 
     def _job_done(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self.leases.release(job_id)
@@ -439,17 +486,14 @@ class ToolWorker(Worker):
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
-        if self._saturated:
-            # The last poll stopped at max_jobs: there may be more queued work for this slot.
-            self._wake.set()
+        self._note_slots()
 
     def _hint(self, data: bytes | str) -> None:
+        """The wake-up channel carries aborts: look for the jobs to cancel at once."""
         text = data.decode() if isinstance(data, bytes) else data
         if text.startswith(contract.WAKE_ABORT_PREFIX):
             self._abort_hinted = True
-        elif text:
-            self._hinted.append(text.encode())
-        self._wake.set()
+            self._wake.set()
 
     async def _listen_for_wakeups(self) -> None:
         channel = contract.wake_channel(self.queue_name)
@@ -458,7 +502,7 @@ class ToolWorker(Worker):
             pubsub = self.pool.pubsub()
             try:
                 await pubsub.subscribe(channel)
-                # Anything enqueued while we were not listening is picked by this poll.
+                # Aborts sent while we were not listening are found by this poll.
                 self._wake.set()
                 backoff = 0.1
                 while True:
