@@ -403,14 +403,9 @@ class ToolWorker(Worker):
                 if self._redis_gap or not self.allow_pick_jobs:
                     await asyncio.sleep(0.1)  # the main loop holds claims after a gap
                     continue
-                wait = max(1, math.ceil(self.poll_delay_s))
-                popped = await cast(Awaitable[Any], self.pool.brpop([ready], timeout=wait))
-                if popped is None:
+                job_ids = await self._pop_ready(ready, self.max_jobs - self.job_counter)
+                if not job_ids:
                     continue
-                job_ids: list[bytes] = [popped[1]]
-                free = self.max_jobs - self.job_counter - 1
-                if free > 0:
-                    job_ids += await cast(Awaitable[list[bytes] | None], self.pool.rpop(ready, free)) or []
                 if not self.allow_pick_jobs:  # stopping since the pop: the pool's next worker takes them
                     await cast(Awaitable[int], self.pool.rpush(ready, *job_ids))
                     continue
@@ -421,6 +416,16 @@ class ToolWorker(Worker):
                 self._redis_gap = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def _pop_ready(self, ready: str, free: int) -> list[bytes]:
+        """Up to `free` ids from the ready list, waiting (up to the poll interval) for the first:
+        one BLMPOP (Redis 7.0 or newer)."""
+        wait = max(1, math.ceil(self.poll_delay_s))
+        popped = await cast(
+            Awaitable[Any],
+            self.pool.blmpop(wait, 1, ready, direction="RIGHT", count=free),  # type: ignore[arg-type]  # keys are *args
+        )
+        return list(popped[1]) if popped else []
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim and start jobs: arq's start_jobs, with every claim of the batch in one round trip.

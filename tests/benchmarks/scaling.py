@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -22,6 +23,15 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from real_processes import running_stack
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc)."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def commands(url: str) -> int:
@@ -62,24 +72,35 @@ def main() -> None:
     rows = []
     for size in (int(n) for n in args.workers.split(",")):
         with tempfile.TemporaryDirectory() as directory, running_stack(Path(directory)) as stack:
-            _, url = stack.facade()
+            facade, url = stack.facade()
             names = [f"add-{n}" for n in range(size)]
-            for name in names:
-                stack.worker(name, "--tools", "add", "--pool", "add")
+            workers = [stack.worker(name, "--tools", "add", "--pool", "add") for name in names]
             stack.wait_for_workers(*names)
             asyncio.run(load(url, args.concurrency, 1.0))  # warm-up
+            groups = {
+                "facade": [facade.process.pid],
+                "workers": [worker.process.pid for worker in workers],
+                "redis": [stack.redis.process.pid] if stack.redis.process else [],
+            }
+            cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
             before = commands(stack.redis.url)
             started = time.monotonic()
             calls = asyncio.run(load(url, args.concurrency, args.seconds))
             elapsed = time.monotonic() - started
             per_call = (commands(stack.redis.url) - before) / calls
-        rows.append((size, calls / elapsed, per_call))
+            cpu_ms = {
+                name: (cpu_seconds(pids) - cpu_before[name]) * 1000 / calls for name, pids in groups.items()
+            }
         rate = calls / elapsed
+        rows.append((size, rate, per_call, cpu_ms))
         print(f"{size} worker(s): {rate:,.0f} calls/s, {per_call:.1f} Redis commands per call", flush=True)
     base = rows[0][1]
-    print("\nworkers | calls/s | vs 1 worker | Redis commands per call")
-    for size, rate, per_call in rows:
-        print(f"{size:7} | {rate:7,.0f} | {rate / base:10.2f}x | {per_call:.1f}")
+    print("\nworkers | calls/s | vs 1 worker | Redis commands/call | CPU ms/call: facade, workers, redis")
+    for size, rate, per_call, cpu in rows:
+        print(
+            f"{size:7} | {rate:7,.0f} | {rate / base:10.2f}x | {per_call:19.1f} | "
+            f"{cpu['facade']:.2f}, {cpu['workers']:.2f}, {cpu['redis']:.2f}"
+        )
 
 
 if __name__ == "__main__":
