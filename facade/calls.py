@@ -187,12 +187,7 @@ class QueuedToolCalls:
         """A task for a call that failed before it was queued: made, and ended at once."""
         ttl_ms = self._task_ttl_ms(request, 0.0)
         await self.tasks.create(task_id, request, ttl_ms=ttl_ms, queue="", job_id="")
-        failure: contract.CallResult = {
-            "ok": False,
-            "error": {"kind": outcome.kind or "tool_error", "message": outcome.message or "The call failed."},
-            "worker": "",
-            "duration_ms": 0.0,
-        }
+        failure = contract.failed_result(outcome.kind or "tool_error", outcome.message or "The call failed.")
         record = await self.tasks.finish(task_id, "", failure)
         if record is None:
             raise store_unavailable("the task store", RuntimeError("the task vanished"))
@@ -324,16 +319,11 @@ class Planned:
     forward: Callable[[contract.ProgressEvent | contract.LogEvent], Awaitable[None]]
 
     def timed_out(self) -> contract.CallResult:
-        return {
-            "ok": False,
-            "error": {
-                "kind": "timeout",
-                "message": f"Tool {self.tool!r} did not answer within {self.timeout:g} s (workers busy or "
-                "unreachable); the call was cancelled.",
-            },
-            "worker": "",
-            "duration_ms": 0.0,
-        }
+        return contract.failed_result(
+            "timeout",
+            f"Tool {self.tool!r} did not answer within {self.timeout:g} s (workers busy or unreachable); "
+            "the call was cancelled.",
+        )
 
 
 def _result_of(follow: asyncio.Future[Any], planned: Planned) -> contract.CallResult:

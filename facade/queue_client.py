@@ -433,16 +433,11 @@ class QueueClient:
             if raw is not None:
                 result = contract.call_result_from_arq_record(raw)
             elif not job_exists and waiter is not None and waiter.enqueued:
-                result = {
-                    "ok": False,
-                    "error": {
-                        "kind": "unavailable",
-                        "message": "The queue lost this call (Redis restarted without its data); "
-                        "it may or may not have run. Try again.",
-                    },
-                    "worker": "",
-                    "duration_ms": 0.0,
-                }
+                result = contract.failed_result(
+                    "unavailable",
+                    "The queue lost this call (Redis restarted without its data); it may or may not "
+                    "have run. Try again.",
+                )
             else:
                 continue
             self._deliver({"type": "done", "job_id": job_id, "result": result})

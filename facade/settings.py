@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from workers.settings import environment_values
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
@@ -141,14 +143,7 @@ class FacadeSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> FacadeSettings:
         """The settings the environment names (unset and empty variables keep the defaults)."""
-        values: dict[str, Any] = {}
-        for field_name, variable in ENVIRONMENT.items():
-            raw = environ.get(variable)
-            if raw:
-                values[field_name] = _csv(raw) if field_name in LISTS else raw.strip()
-        if "log_level" in values:
-            values["log_level"] = values["log_level"].upper()
-        return checked(cls, values)
+        return checked(cls, environment_values(environ, ENVIRONMENT, LISTS, _csv))
 
 
 #: The environment variable of each setting.

@@ -144,9 +144,9 @@ class RedisTaskStore:
     ) -> tuple[list[TaskRecord], str | None]:
         if owner is None:
             return [], None
-        start = int(cursor) if cursor is not None and cursor.isdigit() else 0
         if cursor is not None and not cursor.isdigit():
             raise ValueError("cursor is not valid")
+        start = int(cursor or 0)
         index = _owner_index(owner)
         try:
             ids = [raw.decode() for raw in await self.redis.zrevrange(index, start, start + limit)]
@@ -237,16 +237,11 @@ class RedisTaskStore:
         if stored is not None:
             result = contract.call_result_from_arq_record(stored)
         elif not alive:
-            result = {
-                "ok": False,
-                "error": {
-                    "kind": "unavailable",
-                    "message": "The queue lost this task's job (Redis restarted without its data, or "
-                    "its worker and facade stopped); it may or may not have run. Try again.",
-                },
-                "worker": "",
-                "duration_ms": 0.0,
-            }
+            result = contract.failed_result(
+                "unavailable",
+                "The queue lost this task's job (Redis restarted without its data, or its worker and "
+                "facade stopped); it may or may not have run. Try again.",
+            )
         else:
             return False
         return await self.finish(task_id, job_id, result) is not None

@@ -141,6 +141,16 @@ class ToolFailure(TypedDict):
     message: str
 
 
+def failed_result(kind: ErrorKind, message: str, worker: str = "", duration_ms: float = 0.0) -> CallResult:
+    """The CallResult of a call that failed (`kind` says how)."""
+    return {
+        "ok": False,
+        "error": {"kind": kind, "message": message},
+        "worker": worker,
+        "duration_ms": duration_ms,
+    }
+
+
 class CallResult(TypedDict):
     """What a worker returns for one call (and what arq stores as the job's result).
 
@@ -346,12 +356,7 @@ def call_result_from_arq_record(raw: bytes, worker_id: str = "") -> CallResult:
             reason = f"{name}: {message}" if message else name
     else:
         reason = str(value)
-    return {
-        "ok": False,
-        "error": {"kind": kind, "message": f"The job did not run to completion ({reason})."},
-        "worker": worker_id,
-        "duration_ms": 0.0,
-    }
+    return failed_result(kind, f"The job did not run to completion ({reason}).", worker_id)
 
 
 def task_of_arq_record(raw: bytes) -> TaskRef | None:

@@ -28,6 +28,7 @@ import redis
 from arq.connections import RedisSettings
 
 from workers import contract
+from workers.settings import TLS_OPTIONS
 
 log = logging.getLogger("toolq.worker.leases")
 
@@ -56,10 +57,7 @@ RETRY_SECONDS = 0.2
 
 def sync_client(settings: RedisSettings, timeout: float) -> redis.Redis:
     """A blocking client for the same Redis the worker's pool uses (password, database, TLS)."""
-    tls = {
-        name: getattr(settings, name)
-        for name in ("ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname")
-    }
+    tls = {name: getattr(settings, name) for name in TLS_OPTIONS}
     return redis.Redis(
         host=settings.host if isinstance(settings.host, str) else settings.host[0][0],
         port=settings.port,

@@ -67,12 +67,7 @@ def describe_validation_error(tool_name: str, error: ValidationError) -> str:
 
 
 def failure(kind: contract.ErrorKind, message: str, worker_id: str, started: float) -> contract.CallResult:
-    return {
-        "ok": False,
-        "error": {"kind": kind, "message": message},
-        "worker": worker_id,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-    }
+    return contract.failed_result(kind, message, worker_id, round((time.perf_counter() - started) * 1000, 3))
 
 
 async def run_tool(
@@ -147,8 +142,8 @@ async def push_event(
 
 
 async def run_scripts(redis: ArqRedis, script: str, keys: list[str], *args: str | int | bytes) -> Any:
-    """A Lua script on its keys (redis-py's eval, typed)."""
-    return await cast(Awaitable[Any], redis.eval(script, len(keys), *keys, *args))  # type: ignore[arg-type]
+    """A Lua script on its keys, sent by its SHA (loaded once per Redis, not sent on every call)."""
+    return await redis.register_script(script)(keys=keys, args=list(args))
 
 
 async def note_task_message(redis: ArqRedis, task: contract.TaskRef, message: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, field, replace
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -20,7 +20,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: TLS options a `rediss://` URL may carry in its query, as redis-py reads them for the facade.
-_TLS_OPTIONS = ("ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname")
+TLS_OPTIONS = ("ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname")
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -29,7 +29,7 @@ def redis_settings(url: str) -> RedisSettings:
     from_dsn drops, so that workers and facade connect to the same Redis the same way."""
     settings = RedisSettings.from_dsn(url)
     query = parse_qs(urlsplit(url).query)
-    tls: dict[str, Any] = {name: query[name][0] for name in _TLS_OPTIONS if name in query}
+    tls: dict[str, Any] = {name: query[name][0] for name in TLS_OPTIONS if name in query}
     if "ssl_check_hostname" in tls:
         tls["ssl_check_hostname"] = tls["ssl_check_hostname"].lower() in ("1", "true", "yes")
     return replace(settings, **tls)
@@ -38,6 +38,24 @@ def redis_settings(url: str) -> RedisSettings:
 def _names(value: str | None) -> tuple[str, ...] | None:
     names = tuple(name.strip() for name in (value or "").split(",") if name.strip())
     return names or None
+
+
+def environment_values(
+    environ: Mapping[str, str],
+    variables: Mapping[str, str],
+    lists: frozenset[str],
+    split: Callable[[str], Any],
+) -> dict[str, Any]:
+    """The settings `variables` (field -> variable) name in `environ`; unset and empty ones are
+    left out (they keep their defaults); list settings are `split`; a log level is upper-cased."""
+    values: dict[str, Any] = {}
+    for field_name, variable in variables.items():
+        raw = environ.get(variable)
+        if raw:
+            values[field_name] = split(raw) if field_name in lists else raw.strip()
+    if "log_level" in values:
+        values["log_level"] = values["log_level"].upper()
+    return values
 
 
 class SettingsError(ValueError):
@@ -83,14 +101,7 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> WorkerSettings:
         """The settings the environment names (unset and empty variables keep the defaults)."""
-        values: dict[str, Any] = {}
-        for field_name, variable in ENVIRONMENT.items():
-            raw = environ.get(variable)
-            if raw:
-                values[field_name] = _names(raw) if field_name in LISTS else raw.strip()
-        if "log_level" in values:
-            values["log_level"] = values["log_level"].upper()
-        return checked(values)
+        return checked(environment_values(environ, ENVIRONMENT, LISTS, _names))
 
 
 #: The environment variable of each setting.
