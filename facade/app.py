@@ -26,6 +26,8 @@ from facade.task_notices import task_notifier, task_watch_predicate
 from facade.tasks import RedisTaskStore
 from facade.tool_list_changes import ToolListChanges
 from workers import contract
+from workers.pipelined_redis import hot_path
+from workers.settings import redis_settings
 
 log = logging.getLogger("toolq.facade")
 
@@ -63,7 +65,10 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
     catalog = Catalog(client)
     # A worker joined or left: the catalog reads the registry again, and listeners hear of a change.
     tool_list = ToolListChanges(catalog)
-    queue = QueueClient(client, on_registry_change=tool_list.registry_changed)
+    # The hot path's scripts go over a PipelinedRedis to the same Redis, unless a client was
+    # handed in (tests: an in-process fake Redis, with no socket to share).
+    scripts = hot_path(redis_settings(settings.redis_url) if owns_redis else None, client)
+    queue = QueueClient(client, on_registry_change=tool_list.registry_changed, scripts=scripts)
     listeners = Listeners(queue, tool_list)
     limits = CallLimits(
         max_queue_depth=settings.max_queue_depth,
@@ -131,6 +136,7 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
         await listeners.close()
         await calls.close()
         await queue.close()
+        await scripts.close()
         if owns_redis:
             await client.aclose(close_connection_pool=True)
 

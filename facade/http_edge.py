@@ -9,6 +9,7 @@ handshake-era GET opens its session's notification stream, which facade/listener
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from aiohttp import web
 
@@ -43,8 +44,14 @@ STATUS = {
 ALLOWED = {Era.HANDSHAKE: "GET, POST, DELETE", Era.STATELESS: "POST"}
 
 
+def json_reply(message: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response, encoded once (orjson), without aiohttp's str round trip."""
+    body = jsonrpc.encode(message)
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
+
+
 def rpc_error(status: int, code: int, message: str) -> web.Response:
-    return web.json_response(jsonrpc.error_response(None, code, message), status=status)
+    return json_reply(jsonrpc.error_response(None, code, message), status=status)
 
 
 class McpEndpoint:
@@ -76,7 +83,7 @@ class McpEndpoint:
                 if session_id is not None:
                     await self.listeners.end_session(session_id)
                 return web.Response(status=200)
-            return web.json_response(reply.message, status=STATUS[reply.problem])
+            return json_reply(reply.message, status=STATUS[reply.problem])
         return web.Response(status=405, headers={"Allow": ALLOWED[era]})
 
     async def session_stream(self, request: web.Request) -> web.StreamResponse:
@@ -88,7 +95,7 @@ class McpEndpoint:
         found = await self.core.session(session_id, principal)
         if isinstance(found, Reply):
             assert found.problem is not None
-            return web.json_response(found.message, status=STATUS[found.problem])
+            return json_reply(found.message, status=STATUS[found.problem])
 
         live = found.id
 
@@ -124,11 +131,12 @@ class McpEndpoint:
         try:
             payload = jsonrpc.decode(body)
         except JsonRpcError as exc:
-            return web.json_response(exc.response(), status=400)
+            return json_reply(exc.response(), status=400)
 
         if isinstance(payload, dict) and "jsonrpc" not in payload and "tool" in payload:
             status, answer = await answer_seed(payload, self.calls)
             retry = {"Retry-After": str(answer["retry_after"])} if "retry_after" in answer else None
+            # The seed's answers keep its bytes exactly (the standard library's spacing).
             return web.json_response(answer, status=status, headers=retry)
 
         inbound = Inbound(
@@ -159,7 +167,7 @@ class McpEndpoint:
         if reply.retry_after is not None:
             headers["Retry-After"] = str(reply.retry_after)
         if accepts(http, "application/json"):
-            return web.json_response(reply.message, status=status, headers=headers)
+            return json_reply(reply.message, status=status, headers=headers)
         # A client that takes only SSE gets its answer as a one-event stream.
         response = web.StreamResponse(status=status, headers={**SSE_HEADERS, **headers})
         await response.prepare(http)

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from facade.errors import Refused, store_unavailable
 from workers import contract
+from workers.pipelined_redis import HotPath, RedisPyCommands, Script
 
 log = logging.getLogger("toolq.queue")
 
@@ -33,7 +34,7 @@ log = logging.getLogger("toolq.queue")
 EventCallback = Callable[[contract.ProgressEvent | contract.LogEvent], Awaitable[None]]
 
 
-ENQUEUE_SCRIPT = (Path(__file__).parent / "scripts" / "enqueue.lua").read_text()
+ENQUEUE_SCRIPT = Script((Path(__file__).parent / "scripts" / "enqueue.lua").read_text())
 #: Reconnect back-off cap: once Redis is back, the events channel is back within this.
 MAX_BACKOFF_SECONDS = 1.0
 #: After a reconnect, a call whose job Redis no longer has is declared lost only this much later:
@@ -100,9 +101,12 @@ class QueueClient:
         *,
         sweep_seconds: float = 1.0,
         on_registry_change: Callable[[], None] | None = None,
+        scripts: HotPath | None = None,
     ) -> None:
-        """`on_registry_change` runs when a worker joins or leaves (and after a reconnect)."""
+        """`on_registry_change` runs when a worker joins or leaves (and after a reconnect);
+        `scripts` runs the enqueue script (a PipelinedRedis; by default `redis` itself)."""
         self.redis = redis
+        self.scripts = scripts or RedisPyCommands(redis)
         self.facade_id = facade_id or contract.new_facade_id()
         self._channel = contract.events_channel(self.facade_id)
         self._sweep_seconds = sweep_seconds
@@ -113,7 +117,6 @@ class QueueClient:
         self._waiters: dict[str, _Waiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._lost_checks: set[asyncio.Task[None]] = set()
-        self._admit = redis.register_script(ENQUEUE_SCRIPT)
         self._subscribed = asyncio.Event()
 
     def on_broadcast(self, channel: str, handler: Callable[[bytes], None]) -> None:
@@ -284,14 +287,13 @@ class QueueClient:
         (scripts/enqueue.lua) decides admission and enqueues, atomically: a refused call leaves
         nothing behind. Raises Refused.
         """
-        now_ms = timestamp_ms()
-        payload = serialize_job(function, (job,), {}, None, now_ms, serializer=contract.dumps)
+        payload = serialize_job(function, (job,), {}, None, timestamp_ms(), serializer=contract.dumps_finite)
         keys = [contract.job_key(job_id), queue, *(limit.key for limit in admission.rates)]
-        args: list[Any] = [max(1, int(expires * 1000)), payload, now_ms, job_id]
+        args: list[Any] = [max(1, int(expires * 1000)), payload, job_id]
         args += [contract.ready_list(queue), admission.max_backlog]
         for limit in admission.rates:
             args += [limit.burst, limit.per_second / 1000]
-        admitted, backlog, wait_ms = await self._admit(keys=keys, args=args)
+        admitted, backlog, wait_ms = await self.scripts.run_script(ENQUEUE_SCRIPT, keys, args)
         if admitted == 0:
             raise Refused(
                 "overloaded",

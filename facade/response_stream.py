@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 from aiohttp import web
+
+from facade.protocol import jsonrpc
 
 __all__ = ["SSE_HEADERS", "ResponseStream", "accepts", "sse_event"]
 
@@ -34,7 +35,7 @@ def accepts(request: web.Request, media_type: str) -> bool:
 
 
 def sse_event(message: dict[str, Any] | list[dict[str, Any]]) -> bytes:
-    return b"event: message\ndata: " + json.dumps(message, separators=(",", ":")).encode() + b"\n\n"
+    return b"event: message\ndata: " + jsonrpc.encode(message) + b"\n\n"
 
 
 class ResponseStream:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import redis as redis_sync
 
 from workers import contract
@@ -58,6 +57,8 @@ def redis_server_binary() -> str:
     """The redis-server to use, or skip (fail when TOOLQ_REQUIRE_REDIS=1)."""
     binary = shutil.which("redis-server")
     if binary is None:
+        import pytest  # noqa: PLC0415 - the benchmark suite shares this module, without pytest
+
         reason = "redis-server is not installed (apt-get install redis-server); end-to-end tests need it"
         if os.environ.get("TOOLQ_REQUIRE_REDIS") == "1":
             pytest.fail(reason + " and TOOLQ_REQUIRE_REDIS=1")

@@ -1,9 +1,12 @@
 """The parts of arq that toolq relies on, so that a new arq release fails here, loudly, first.
 
-workers/runtime.py overrides `Worker.main`, `start_jobs` and `finish_failed_job` and reads the
-worker's state; facade/queue_client.py writes jobs with `serialize_job`; workers/contract.py
-decodes results with `deserialize_result` and names two of arq's failure messages. This test
-is the only one that looks inside arq on purpose: its job is to notice when arq changes.
+workers/runtime.py overrides `Worker.main` and `start_jobs`, runs jobs the way arq's `run_job`
+does (decoding them with `deserialize_job_raw`, recording outcomes with `serialize_result` and
+arq's own exceptions) and reads and keeps the worker's state (its slots, tasks, abort set);
+workers/claims.py and its scripts use arq's keys; facade/queue_client.py writes jobs with
+`serialize_job`; workers/contract.py decodes results with `deserialize_result` and names two of
+arq's failure messages. This test is the only one that looks inside arq on purpose: its job is
+to notice when arq changes.
 """
 
 from __future__ import annotations
@@ -31,9 +34,7 @@ def parameters(function: object) -> list[str]:
         ("main", ["self"]),
         ("start_jobs", ["self", "job_ids"]),
         ("run_job", ["self", "job_id", "score"]),
-        ("finish_failed_job", ["self", "job_id", "result_data"]),
-        ("_poll_iteration", ["self"]),
-        ("_cancel_aborted_jobs", ["self"]),
+        ("close", ["self"]),
         ("_release_sem_dec_counter_on_complete", ["self"]),
         ("handle_sig", ["self", "signum"]),
         ("handle_sig_wait_for_completion", ["self", "signum"]),
@@ -51,6 +52,14 @@ def test_the_worker_state_toolq_reads_is_still_there():
         "max_jobs",
         "tasks",
         "job_tasks",
+        "aborting_tasks",
+        "functions",
+        "max_tries",
+        "job_timeout_s",
+        "keep_result_s",
+        "jobs_complete",
+        "jobs_failed",
+        "jobs_retried",
         "ctx",
         "allow_pick_jobs",
         "in_progress_timeout_s",
@@ -77,11 +86,34 @@ def test_the_job_and_result_formats_toolq_writes_and_reads():
         "serializer",
     ]
     assert parameters(arq.jobs.deserialize_result) == ["r", "deserializer"]
+    assert parameters(arq.jobs.serialize_result) == [
+        "function",
+        "args",
+        "kwargs",
+        "job_try",
+        "enqueue_time_ms",
+        "success",
+        "result",
+        "start_ms",
+        "finished_ms",
+        "ref",
+        "queue_name",
+        "job_id",
+        "serializer",
+    ]
     record = arq.jobs.serialize_result(
         "f", (), {}, 1, 0, True, {"ok": True}, 0, 1, "ref", "q", "id", serializer=contract.dumps
     )
     assert record is not None
     assert arq.jobs.deserialize_result(record, deserializer=contract.loads).result == {"ok": True}
+    job = arq.jobs.serialize_job("tool:add", ({"arguments": {}},), {}, None, 5, serializer=contract.dumps)
+    assert arq.jobs.deserialize_job_raw(job, deserializer=contract.loads) == (
+        "tool:add",
+        [{"arguments": {}}],
+        {},
+        None,
+        5,
+    )
 
 
 def test_the_keys_toolq_shares_with_arq_are_arq_s_own():
@@ -91,7 +123,11 @@ def test_the_keys_toolq_shares_with_arq_are_arq_s_own():
     assert arq.constants.in_progress_key_prefix == contract.IN_PROGRESS_KEY_PREFIX
 
 
-def test_the_failure_messages_toolq_explains_are_still_the_ones_arq_records():
+def test_the_failure_messages_toolq_records_are_still_the_ones_arq_records():
+    """toolq's worker records arq's own failures in arq's words (workers/runtime.py), so that
+    they read the same as any arq worker's."""
     source = inspect.getsource(arq.worker.Worker.run_job)
     assert f"JobExecutionFailed('{contract.ARQ_EXPIRED}')" in source
     assert contract.ARQ_RETRIES_EXCEEDED in source
+    assert "JobExecutionFailed(f'max {max_tries} retries exceeded')" in source
+    assert "JobExecutionFailed(f'function {function_name!r} not found')" in source

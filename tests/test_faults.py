@@ -13,6 +13,8 @@ import redis as redis_sync
 from real_processes import ROOT, running_stack, seed_post, wait_until
 from redis.exceptions import OutOfMemoryError
 
+from workers import contract
+
 pytestmark = pytest.mark.redis_server
 
 
@@ -22,7 +24,6 @@ async def test_a_full_redis_refusing_writes_does_not_kill_the_worker(tmp_path: P
         "--maxmemory-policy",
         "noeviction",
         TOOLQ_IDLE_POLL_SECONDS="0.2",
-        TOOLQ_HEALTH_CHECK_SECONDS="0.2",
     ) as stack:
         _, url = stack.facade()
         worker = stack.worker("add-1", "--tools", "add")
@@ -31,11 +32,12 @@ async def test_a_full_redis_refusing_writes_does_not_kill_the_worker(tmp_path: P
 
         client = redis_sync.Redis.from_url(stack.redis.url)
         try:
-            # Full: every write is refused (OOM), the worker's health key and heartbeat included.
+            # Full: every write is refused (OOM), the worker's heartbeat included (one comes
+            # within HEARTBEAT_SECONDS).
             client.config_set("maxmemory", 1)
             with pytest.raises(OutOfMemoryError):
                 client.set("probe", "x")
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(contract.HEARTBEAT_SECONDS + 1.0)
             assert worker.alive(), worker.output()
             status, body = await seed_post(url, "add", {"a": 1, "b": 2})
             assert status == 503, body  # refused at once as unavailable, not lost

@@ -4,6 +4,7 @@ the claim's checks, abort marks, and ending a session."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import pytest
@@ -173,3 +174,58 @@ async def test_a_call_redis_forgot_is_not_declared_lost_while_a_worker_puts_its_
     finally:
         await queue.close()
     assert result["ok"] is True, result
+
+
+async def test_a_stopping_worker_hands_its_running_job_back_to_the_pool(start_worker, redis):
+    """A worker stopped without a drain period puts its running job's id back on the pool's ready
+    list (and gives up its claim), where the pool's next worker takes it: not at a poll."""
+    first = await start_worker([test_tools.slow_counted], pool="handover", idle_poll_seconds=60)
+    queue = QueueClient(redis)
+    await queue.start()
+    try:
+        call = asyncio.create_task(
+            queue.call(first.queue_name, "slow_counted", {"key": "handed", "seconds": 0.5}, timeout=10)
+        )
+        await eventually(lambda: test_tools.RUNS.get("handed") == 1, "the job did not start", 5)
+        (job_id,) = first.job_tasks
+        first.handle_sig(signal.SIGTERM)  # what SIGTERM does with no drain period
+        await eventually(lambda: not first.tasks, "the job was not stopped", 5)
+        ready = contract.ready_list(first.queue_name)
+        # (The stopping worker's own pop, still waiting, may take the id first: it puts it back.)
+        await eventually(lambda: redis.lrange(ready, 0, -1), "the job was not put back on the ready list", 5)
+        assert await redis.lrange(ready, 0, -1) == [job_id.encode()]
+        assert await redis.exists(contract.IN_PROGRESS_KEY_PREFIX + job_id) == 0
+        second = await start_worker([test_tools.slow_counted], pool="handover", idle_poll_seconds=60)
+        result = await asyncio.wait_for(call, 5)
+    finally:
+        await queue.close()
+    assert result["ok"] is True, result
+    assert result["worker"] == second.settings.worker_id
+    assert test_tools.RUNS["handed"] == 2  # idempotent: run again from the start
+
+
+async def test_an_abort_whose_push_was_lost_is_found_by_the_safety_net_poll(start_worker, redis):
+    worker = await start_worker([test_tools.patient], idle_poll_seconds=0.2)
+    queue = QueueClient(redis)
+    await queue.start()
+    try:
+        call = asyncio.create_task(queue.call(worker.queue_name, "patient", {"seconds": 20}, timeout=30))
+        await eventually(lambda: worker.job_tasks, "the job did not start", 5)
+        (job_id,) = worker.job_tasks
+        await redis.zadd(contract.ABORT_JOBS, {job_id: int(time.time() * 1000)})  # marked, not pushed
+        await eventually(lambda: not worker.job_tasks, "the marked job was not stopped", 5)
+        call.cancel()
+    finally:
+        await queue.close()
+    assert worker.jobs_failed == 1 and worker.jobs_complete == 0
+
+
+async def test_a_job_whose_id_the_ready_list_lost_is_run_by_the_safety_net_poll(start_worker, redis):
+    worker = await start_worker([test_tools.counted], idle_poll_seconds=0.2)
+    job = await redis.enqueue_job(  # arq's own enqueue: in the queue, but not on the ready list
+        contract.job_function("counted"), {"arguments": {"key": "polled"}, "progress": False},
+        _queue_name=worker.queue_name,
+    )  # fmt: skip
+    assert job is not None
+    await eventually(lambda: worker.jobs_complete == 1, "the job was not found", 5)
+    assert test_tools.RUNS["polled"] == 1

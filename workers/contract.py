@@ -9,9 +9,11 @@ code in a worker or a facade.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
 
+import orjson
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import DeserializationError, deserialize_result
 
@@ -306,9 +308,38 @@ def _encode_default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """The serializer for every Redis hop (arq jobs, results, events, registry)."""
-    # allow_nan=False: NaN and Infinity are not JSON; what cannot be said in JSON is an error here.
-    return json.dumps(value, default=_encode_default, separators=(",", ":"), allow_nan=False).encode()
+    """The serializer for every Redis hop (arq jobs, results, events, registry): compact UTF-8
+    JSON. NaN and Infinity are not JSON: what cannot be said in JSON is a ValueError here.
+
+    orjson writes it in a fraction of the time, but writes NaN and Infinity as null: output
+    with a null in it is searched for them. What orjson refuses (an integer beyond 64 bits) is
+    written by the standard library, which keeps big integers exact.
+    """
+    encoded = dumps_finite(value)
+    if b"null" in encoded and _non_finite(value):
+        raise ValueError("Out of range float values are not JSON compliant (NaN or Infinity)")
+    return encoded
+
+
+def dumps_finite(value: Any) -> bytes:
+    """dumps() for a value known to hold no NaN or Infinity (it came from JSON, or was checked
+    by dumps() already): no search for them."""
+    try:
+        return orjson.dumps(value, default=_encode_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(
+            value, default=_encode_default, separators=(",", ":"), allow_nan=False, ensure_ascii=False
+        ).encode()
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(item) for item in value)
+    return False
 
 
 def loads(data: bytes | str) -> Any:

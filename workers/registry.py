@@ -8,6 +8,7 @@ worker died disappears within WORKER_TTL_SECONDS.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from redis.exceptions import RedisError
 from workers import contract
 
 log = logging.getLogger("toolq.registry")
+
+#: Every this many heartbeats (about a minute) a worker prunes the entries of dead workers.
+PRUNE_EVERY_BEATS = 12
 
 
 @dataclass
@@ -46,24 +50,30 @@ class Registration:
             "lease_seconds": self.lease_seconds,
         }
 
-    async def publish(self, redis: Redis, *, announce: bool) -> None:
+    async def publish(self, redis: Redis, *, announce: bool, prune: bool = True) -> None:
+        """Renew this worker's entry (two commands, one round trip: what an idle worker costs
+        Redis every HEARTBEAT_SECONDS). `announce`: it is new (or back after an outage), so
+        facades are told and entry and tool names are written together; `prune`: drop the
+        entries of workers that died without leaving."""
         now_ms = int(time.time() * 1000)
         ttl_ms = int(contract.WORKER_TTL_SECONDS * 1000)
-        async with redis.pipeline(transaction=True) as pipe:
+        async with redis.pipeline(transaction=announce) as pipe:
             pipe.set(contract.worker_key(self.worker_id), contract.dumps(self.info()), px=ttl_ms)
             pipe.zadd(contract.WORKERS_LIVE, {self.worker_id: now_ms + ttl_ms})
-            pipe.zremrangebyscore(contract.WORKERS_LIVE, "-inf", now_ms)
+            if prune or announce:
+                pipe.zremrangebyscore(contract.WORKERS_LIVE, "-inf", now_ms)
             if announce:
                 pipe.sadd(contract.TOOLS_EVER_SERVED, *[spec["name"] for spec in self.specs])
                 pipe.publish(contract.REGISTRY_CHANNEL, self.worker_id)
             await pipe.execute()
 
     async def keep_alive(self, redis: Redis) -> None:
-        """Publish now, then renew every HEARTBEAT_SECONDS; re-announce after an outage."""
+        """Publish now, then renew every HEARTBEAT_SECONDS; re-announce after an outage. Facades
+        read only the live entries, so the dead are pruned now and then, not on every beat."""
         announce = True
-        while True:
+        for beat in itertools.count():
             try:
-                await self.publish(redis, announce=announce)
+                await self.publish(redis, announce=announce, prune=beat % PRUNE_EVERY_BEATS == 0)
                 announce = False
             except (RedisError, OSError) as exc:
                 log.warning("registry heartbeat failed: %s", exc)

@@ -1,13 +1,17 @@
-"""The worker runtime: arq's Worker, handed each job and pushing completions.
+"""The worker runtime: arq's Worker, handed each job by its pool and storing it in one trip.
 
-arq out of the box polls its queue every 0.5 s and leaves callers to poll the result key.
-toolq keeps arq's claim protocol and result storage but:
-- each enqueued job's id is pushed on its pool's ready list, and one worker with a free slot
-  pops it (a blocking pop; a safety-net poll every few seconds remains), so a job starts within
-  a round trip of being enqueued and costs one claim however large the pool; aborts reach every
-  worker on the pool's wake-up channel;
-- the job pushes its result to the waiting facade's events channel the moment it has one,
-  and every early-exit failure arq writes without running a hook is pushed as well;
+arq out of the box polls its queue every 0.5 s, spends four Redis round trips on a job besides
+running it, and leaves callers to poll the result key. toolq keeps arq's job and result
+records, its keys, abort marks and retries, and its signal handling and shutdown, but:
+- each enqueued job's id is pushed on its pool's ready list, and one worker with free slots
+  pops as many ids as it has slots (one blocking pop), so a job starts within a round trip of
+  being enqueued and costs one claim however large the pool;
+- the popped jobs are claimed and read in one round trip, and a finished job is stored, ended
+  and pushed to the waiting facade in one more (workers/claims.py); the job's lease is renewed
+  from a thread (workers/leases.py);
+- aborts reach every worker of the pool on its wake-up channel, naming the job;
+- a safety-net poll (every few seconds, sooner while the pool has work) finds jobs whose id
+  the ready list lost or whose worker died, and abort marks whose push was lost;
 - results are JSON (workers/contract.py), never pickle.
 """
 
@@ -22,31 +26,29 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from arq.connections import ArqRedis, create_pool
-from arq.constants import in_progress_key_prefix
+from arq.constants import retry_key_prefix
+from arq.jobs import SerializationError, deserialize_job_raw, serialize_result
 from arq.utils import timestamp_ms
-from arq.worker import Function, Worker, func
-from pydantic import ValidationError
+from arq.worker import JobExecutionFailed, Worker
 from redis.exceptions import RedisError
 
 from workers import contract
-from workers.definition import SyncRunner, ToolContext, ToolDefinition, ToolError, ToolUnavailable
+from workers.claims import ClaimedJob, JobRecords, Outcome
+from workers.definition import ToolDefinition
+from workers.jobs import ARQ_TIMEOUT_MARGIN_SECONDS, RESULT_JSON, job_for
 from workers.leases import LeaseKeeper, sync_client
+from workers.pipelined_redis import HotPath, hot_path
 from workers.registry import Registration
 from workers.settings import WorkerSettings, redis_settings
-from workers.sync_tools import SyncToolRunner, ToolProcessDied
+from workers.sync_tools import SyncToolRunner
 
 log = logging.getLogger("toolq.worker")
 loop_time = time.monotonic
-
-#: arq's own job timeout sits this far behind the tool's, so the tool's timeout (which returns
-#: a clean error) always fires first.
-ARQ_TIMEOUT_MARGIN_SECONDS = 5.0
-#: Tries for idempotent tools: a job whose worker died is run again elsewhere.
-IDEMPOTENT_MAX_TRIES = 3
 
 #: Every way Redis can fail a command: unreachable, too slow, or refusing it (e.g. OOM when it
 #: is full). The worker's loops back off and go on through all of them, never die of one.
@@ -56,184 +58,60 @@ MAX_BACKOFF_SECONDS = 1.0
 #: After a Redis gap, claims wait this long, so that every worker's lease keeper (which retries
 #: every 0.2 s) has put back the leases of the jobs it is still running before anyone claims.
 CLAIM_HOLD_AFTER_GAP_SECONDS = 1.0
+#: How long one blocking pop of the ready list waits: an idle worker costs Redis one command
+#: per this many seconds for it.
+READY_WAIT_SECONDS = 10
+#: While the pool's queue holds jobs (running or waiting), the safety-net poll comes this often
+#: (or at the idle interval, if that is shorter): a job whose worker died is picked up this soon
+#: after its lease ran out.
+BUSY_POLL_SECONDS = 2.0
+#: How many of the queue's due jobs one safety-net poll reads: more than the pool runs at once,
+#: so that a job the ready list lost is not hidden behind the ones running.
+POLL_READ_LIMIT = 1000
+#: The most jobs a worker takes from the ready list as it finishes one (its free slots bound it
+#: too): enough to fill a busy worker, few enough to leave some for the pool's other workers.
+TAKE_ON_FINISH = 16
+#: A busy worker takes its next jobs as it finishes others (with no round trip of their own);
+#: only when none of its jobs has finished for this long does it wait on the ready list too.
+#: An idle worker always waits on it.
+LINGER_SECONDS = 0.002
+#: arq's retry counter lives this long (arq's run_job sets the same).
+RETRY_KEY_SECONDS = 88400
 
 
-def describe_validation_error(tool_name: str, error: ValidationError) -> str:
-    problems = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "arguments"
-        problems.append(f"{where}: {item['msg']}")
-    return f"Invalid arguments for tool {tool_name!r}: " + "; ".join(problems)
+@dataclass
+class JobRun:
+    """One run of a job, as arq's result record describes it besides its outcome."""
 
+    job_id: str
+    job_try: int
+    start_ms: int
+    function_name: str = "<unknown>"
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    enqueue_time_ms: int = 0
 
-def failure(kind: contract.ErrorKind, message: str, worker_id: str, started: float) -> contract.CallResult:
-    return contract.failed_result(kind, message, worker_id, round((time.perf_counter() - started) * 1000, 3))
-
-
-async def run_tool(
-    definition: ToolDefinition,
-    arguments: dict[str, Any],
-    context: ToolContext,
-    worker_id: str,
-    run_sync: SyncRunner | None = None,
-) -> contract.CallResult:
-    """Run one call to completion; every outcome but cancellation becomes a CallResult."""
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(definition.timeout) as deadline:
-            output = await definition.invoke(arguments, context, run_sync=run_sync)
-    except ValidationError as exc:
-        return failure(
-            "invalid_arguments", describe_validation_error(definition.name, exc), worker_id, started
+    def result_record(self, success: bool, result: Any, queue: str) -> bytes:
+        """arq's result record of this run, in JSON. A result JSON cannot say is recorded as
+        arq's "unable to serialize result"; the arguments came from JSON, so they always can."""
+        record = serialize_result(
+            self.function_name,
+            self.args,
+            self.kwargs,
+            self.job_try,
+            self.enqueue_time_ms,
+            success,
+            result,
+            self.start_ms,
+            timestamp_ms(),
+            f"{self.job_id}:{self.function_name}",
+            queue,
+            job_id=self.job_id,
+            serializer=contract.dumps_finite,  # the result was checked by the job (jobs.py)
         )
-    except ToolUnavailable as exc:
-        return failure("unavailable", str(exc), worker_id, started)
-    except ToolError as exc:
-        return failure("tool_error", str(exc), worker_id, started)
-    except TimeoutError:
-        if not deadline.expired():
-            log.exception("tool %s raised TimeoutError", definition.name)
-            return failure(
-                "tool_error", f"Tool {definition.name!r} timed out inside the tool.", worker_id, started
-            )
-        return failure(
-            "timeout",
-            f"Tool {definition.name!r} did not finish within its {definition.timeout:g} s timeout.",
-            worker_id,
-            started,
-        )
-    except ToolProcessDied as exc:
-        log.warning("the process running tool %s died: %s", definition.name, exc)
-        return failure(
-            "tool_error",
-            f"Tool {definition.name!r} ended the process running it ({exc}) before it answered.",
-            worker_id,
-            started,
-        )
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        # SystemExit and KeyboardInterrupt from a tool are its failure, never the worker's end.
-        log.exception("tool %s crashed", definition.name)
-        return failure(
-            "tool_error",
-            f"Tool {definition.name!r} failed unexpectedly ({type(exc).__name__}: {exc}).",
-            worker_id,
-            started,
-        )
-    result: contract.CallResult = {
-        "ok": True,
-        "worker": worker_id,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-    }
-    result.update(output)  # type: ignore[typeddict-item]
-    return result
-
-
-async def push_event(
-    redis: ArqRedis, job_id: str, event: contract.DoneEvent | contract.ProgressEvent | contract.LogEvent
-) -> None:
-    facade_id = contract.facade_of(job_id)
-    if facade_id is None:
-        return
-    try:
-        await redis.publish(contract.events_channel(facade_id), contract.dumps(event))
-    except RedisError:
-        # The facade's fallback check of the result key still finds the result.
-        log.warning("could not push event for job %s", job_id, exc_info=True)
-
-
-async def run_scripts(redis: ArqRedis, script: str, keys: list[str], *args: str | int | bytes) -> Any:
-    """A Lua script on its keys, sent by its SHA (loaded once per Redis, not sent on every call)."""
-    return await redis.register_script(script)(keys=keys, args=list(args))
-
-
-async def note_task_message(redis: ArqRedis, task: contract.TaskRef, message: str) -> None:
-    """A working task's status message is its tool's latest progress message."""
-    try:
-        await run_scripts(redis, contract.TASK_MESSAGE_SCRIPT, [task["key"]], message[:1000], timestamp_ms())
-    except RedisError:
-        log.warning("could not note a task's status message", exc_info=True)
-
-
-#: Set in a job's ctx when its result is too large to push: after_job_end announces it instead.
-ANNOUNCE_AFTER_STORE = "toolq_announce_after_store"
-
-
-def job_for(
-    definition: ToolDefinition,
-    worker_id: str,
-    run_sync: SyncRunner | None = None,
-    max_result_bytes: int = 4 * 1024 * 1024,
-    task_jobs: dict[str, contract.TaskRef] | None = None,
-) -> Function:
-    """The arq function that runs `definition` for one job and pushes the result. A job that
-    carries out an MCP task is noted in `task_jobs` (the worker ends the task when it stores the
-    result), and its progress messages become the task's status message."""
-
-    async def run(ctx: dict[str, Any], call: contract.JobArguments) -> contract.CallResult:
-        redis: ArqRedis = ctx["redis"]
-        job_id: str = ctx["job_id"]
-        wants_progress = bool(call.get("progress"))
-        log_level = call.get("log_level")
-        task = call.get("task")
-        if task is not None and task_jobs is not None:
-            task_jobs[job_id] = task
-
-        async def report(progress: float, total: float | None, message: str | None) -> None:
-            if task is not None and message is not None:
-                await note_task_message(redis, task, message)
-            if not wants_progress:
-                return
-            event: contract.ProgressEvent = {"type": "progress", "job_id": job_id, "progress": progress}
-            if total is not None:
-                event["total"] = total
-            if message is not None:
-                event["message"] = message
-            await push_event(redis, job_id, event)
-
-        async def write_log(level: str, data: Any, logger: str | None) -> None:
-            if log_level is None or not contract.log_level_at_least(level, log_level):
-                return
-            event: contract.LogEvent = {"type": "log", "job_id": job_id, "level": level, "data": data}
-            if logger is not None:
-                event["logger"] = logger
-            await push_event(redis, job_id, event)
-
-        context = ToolContext(report, write_log)
-        started = time.perf_counter()
-        result = await run_tool(definition, call.get("arguments") or {}, context, worker_id, run_sync)
-        # One serialization checks both what JSON cannot say and how large the result is.
-        try:
-            size = len(contract.dumps(result))
-        except ValueError:
-            result = failure(
-                "tool_error",
-                f"Tool {definition.name!r} returned a number that JSON cannot carry (infinity or NaN).",
-                worker_id,
-                started,
-            )
-            size = 0
-        if size > max_result_bytes:
-            result = failure(
-                "tool_error",
-                f"Tool {definition.name!r} returned {size:,} bytes, more than the {max_result_bytes:,} "
-                "a result may have (TOOLQ_MAX_RESULT_BYTES).",
-                worker_id,
-                started,
-            )
-            size = 0
-        if size <= contract.INLINE_RESULT_BYTES:
-            await push_event(redis, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
-        else:
-            ctx[ANNOUNCE_AFTER_STORE] = True  # announced once arq has stored it (after_job_end)
-        return result
-
-    run.__qualname__ = run.__name__ = f"tool_{definition.name}"
-    return func(
-        run,
-        name=contract.job_function(definition.name),
-        timeout=definition.timeout + ARQ_TIMEOUT_MARGIN_SECONDS,
-        max_tries=IDEMPOTENT_MAX_TRIES if definition.idempotent else 1,
-    )
+        if record is None:
+            raise SerializationError(f"job {self.job_id}: arq could not record its outcome")
+        return record
 
 
 class ToolWorker(Worker):
@@ -267,13 +145,9 @@ class ToolWorker(Worker):
         )
         self._extra_shutdown = on_shutdown
         self.sync_runner = SyncToolRunner(settings.sync_processes)
-        #: The running jobs that carry out MCP tasks, and where their tasks live.
-        self._task_jobs: dict[str, contract.TaskRef] = {}
         super().__init__(
             functions=[
-                job_for(
-                    d, settings.worker_id, self.sync_runner.run, settings.max_result_bytes, self._task_jobs
-                )
+                job_for(d, settings.worker_id, self.sync_runner.run, settings.max_result_bytes)
                 for d in definitions
             ],
             queue_name=queue,
@@ -281,7 +155,6 @@ class ToolWorker(Worker):
             redis_settings=None if redis_pool else redis_settings(settings.redis_url),
             max_jobs=settings.concurrency,
             poll_delay=settings.idle_poll_seconds,
-            health_check_interval=settings.health_check_seconds,
             job_completion_wait=math.ceil(settings.drain_seconds),
             allow_abort_jobs=True,
             handle_signals=handle_signals,
@@ -289,7 +162,6 @@ class ToolWorker(Worker):
             job_serializer=contract.dumps,
             job_deserializer=contract.loads,
             on_shutdown=self._on_shutdown,
-            after_job_end=self._announce_stored_result,
         )
         # arq keeps a job's in-progress key for its longest timeout + 10 s, so a job whose worker
         # died waits that long to run again; a renewed lease frees it within lease_seconds.
@@ -300,29 +172,45 @@ class ToolWorker(Worker):
             settings.worker_id,
             settings.lease_seconds,
         )
+        self._lease_ms = int(settings.lease_seconds * 1000)
+        #: Set whenever a job of this worker finishes (and whenever one ends, its slot free).
+        self._finished = asyncio.Event()
+        #: Finished jobs whose slot went to the jobs their store took (not to be freed again).
+        self._slot_passed_on: set[str] = set()
         #: How long a claimed job's lease is renewed: its tool's timeout and arq's margin.
         self._job_seconds = max(d.timeout for d in definitions) + ARQ_TIMEOUT_MARGIN_SECONDS
+        self.records: JobRecords | None = None
+        self.hot: HotPath | None = None
+        self.pops: HotPath | None = None
+        self._owns_pool = redis_pool is None
         #: Set when this worker saw Redis fail: claims wait for the leases to be back first.
         self._redis_gap = False
-        self._wake = asyncio.Event()
-        self._abort_hinted = False
+        #: Set to have the main loop poll now rather than at its next interval.
+        self._poll_now = asyncio.Event()
+        #: Claimed here but not started yet when their abort arrived: they start as aborted.
+        self._aborted_before_start: set[str] = set()
         #: Set while this worker has a free slot: only then does it take jobs from the ready list.
         self._slot_free = asyncio.Event()
         self._slot_free.set()
         self._background: list[asyncio.Task[None]] = []
         #: The registry heartbeat (started by main): while it runs, the worker is listed as live.
         self.heartbeat: asyncio.Task[None] | None = None
+        #: The ready-list taker (started by main), and whether the worker is stopping (it ends).
+        self._taker: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- the loop -------------------------------------------------------------------------
 
     async def main(self) -> None:
-        """arq's Worker.main, with the ready list in place of its fixed 0.5 s poll.
+        """arq's Worker.main, with the ready list and a slow safety-net poll in place of its
+        fixed 0.5 s poll.
 
         Mirrors arq 0.28's main: create the pool when none was given (`create_pool` with the
-        worker's serializers), log, set `ctx["redis"]`, then loop on `_poll_iteration`; arq's
-        on_startup hook is not used. Added: the ready-list taker (`_take_ready_jobs`), the abort
-        listener, the registry heartbeat, the lease keeper, and a back-off on Redis
-        errors instead of dying. tests/test_arq_fence.py pins the arq members this relies on.
+        worker's serializers), log, set `ctx["redis"]`, then loop; arq's on_startup hook, cron
+        jobs and health-check key are not used (liveness is the registry entry). Added: the
+        ready-list taker (`_take_ready_jobs`), the abort listener, the registry heartbeat, the
+        lease keeper, and a back-off on Redis errors instead of dying. tests/test_arq_fence.py
+        pins the arq members this relies on.
         """
         if self._pool is None:
             self._pool = await create_pool(
@@ -332,6 +220,12 @@ class ToolWorker(Worker):
                 default_queue_name=self.queue_name,
                 expires_extra_ms=self.expires_extra_ms,
             )
+        # The pool made from settings has a socket a PipelinedRedis can share the Redis of; one
+        # handed in (an in-process fake Redis in tests) runs the scripts itself.
+        settings = self.redis_settings if self._owns_pool else None
+        self.hot = hot_path(settings, self.pool)
+        self.pops = hot_path(settings, self.pool, timeout=None)
+        self.records = JobRecords(self.pool, self.hot, self.pops, self.queue_name, self.settings.worker_id)
         log.info(
             "worker %s serving %s on queue %s (%s)",
             self.settings.worker_id,
@@ -341,26 +235,23 @@ class ToolWorker(Worker):
         )
         self.ctx["redis"] = self.pool
         self.heartbeat = asyncio.create_task(self.registration.keep_alive(self.pool), name="toolq-heartbeat")
+        self._taker = asyncio.create_task(self._take_ready_jobs(), name="toolq-ready")
         self._background = [
             asyncio.create_task(self._listen_for_wakeups(), name="toolq-wake"),
-            asyncio.create_task(self._take_ready_jobs(), name="toolq-ready"),
+            self._taker,
             self.heartbeat,
         ]
         self.leases.start()
         backoff = 0.1
-        last_full_poll = float("-inf")
+        next_poll = loop_time()
         while True:
-            self._wake.clear()
+            self._poll_now.clear()
             try:
                 if self._redis_gap:
                     await self._hold_claims_after_gap()
-                abort_hinted, self._abort_hinted = self._abort_hinted, False
-                if abort_hinted:
-                    await self._cancel_aborted_jobs()
-                if not abort_hinted or loop_time() - last_full_poll >= self.poll_delay_s:
-                    # The safety net, and arq's housekeeping (health key, finished tasks).
-                    last_full_poll = loop_time()
-                    await self._poll_iteration()
+                busy = await self._safety_poll()
+                interval = min(BUSY_POLL_SECONDS, self.poll_delay_s) if busy else self.poll_delay_s
+                next_poll = loop_time() + interval
                 backoff = 0.1
             except REDIS_ERRORS as exc:
                 if not self._redis_gap:
@@ -369,12 +260,17 @@ class ToolWorker(Worker):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
-            idle = max(0.0, self.poll_delay_s - (loop_time() - last_full_poll))
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that arrives
             # as the wake-up does, and the worker would never stop (tests/test_queue_guarantees.py).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(idle):
-                    await self._wake.wait()
+                async with asyncio.timeout(max(0.0, next_poll - loop_time())):
+                    await self._poll_now.wait()
+
+    def _note_gap(self) -> None:
+        """Redis failed a command: claims hold until it answers again (the main loop sees to it
+        at once)."""
+        self._redis_gap = True
+        self._poll_now.set()
 
     async def _hold_claims_after_gap(self) -> None:
         """Redis failed: once it answers again, wait a moment before claiming anything, so the
@@ -385,93 +281,126 @@ class ToolWorker(Worker):
         await asyncio.sleep(CLAIM_HOLD_AFTER_GAP_SECONDS)
         self._redis_gap = False
 
+    async def _safety_poll(self) -> bool:
+        """The safety net under the pushes: abort marks for the jobs running here whose push was
+        lost, and due jobs nobody holds (their id was lost from the ready list, or their worker
+        died and its lease ran out), claimed if this worker has room. True while the pool's
+        queue holds jobs, so the next poll comes sooner."""
+        assert self.records is not None
+        running = list(self.job_tasks)
+        if running:
+            for job_id in await self.records.abort_marked(running):
+                self._abort(job_id)
+        if not self.allow_pick_jobs or self.job_counter >= self.max_jobs:
+            return True
+        due = await self.records.queued(POLL_READ_LIMIT)
+        waiting = [job_id for job_id in due if job_id not in self.tasks and not self.leases.holds(job_id)]
+        if waiting:
+            await self.start_jobs(waiting)
+        return bool(due)
+
     async def _take_ready_jobs(self) -> None:
         """Pop job ids from the pool's ready list while this worker has free slots: one blocking
-        pop, then as many more as there are free slots, claimed together. Each id goes to one
+        pop for as many ids as there are free slots, claimed together. Each id goes to one
         worker of the pool (the one that has waited longest), so a job costs the pool one claim,
-        however many workers it has; a full worker pops nothing."""
-        ready = contract.ready_list(self.queue_name)
+        however many workers it has; a full worker pops nothing.
+
+        A stopping worker's pop ends by itself (its ids, its own handed-back jobs among them, go
+        back to the list) rather than being cancelled: a pop cancelled as Redis answers it would
+        lose the ids it took.
+
+        A worker with jobs running waits on the list only when none of them has finished for
+        LINGER_SECONDS: while they keep finishing, each finish takes the next jobs waiting
+        (workers/claims.py), so jobs meet in batches rather than each waking a worker of its own.
+        """
         backoff = 0.1
-        while True:
+        while not self._stopping:
             try:
                 await self._slot_free.wait()
-                if self._redis_gap or not self.allow_pick_jobs:
+                if self._redis_gap or not self.allow_pick_jobs or self.records is None:
                     await asyncio.sleep(0.1)  # the main loop holds claims after a gap
                     continue
-                job_ids = await self._pop_ready(ready, self.max_jobs - self.job_counter)
+                if self.job_counter and await self._jobs_keep_finishing():
+                    continue  # its next jobs come with its finishes
+                free = self.max_jobs - self.job_counter
+                if free <= 0:
+                    continue  # finishing jobs took the slots meanwhile
+                job_ids = await self.records.pop_ready(free, READY_WAIT_SECONDS)
                 if not job_ids:
                     continue
                 if not self.allow_pick_jobs:  # stopping since the pop: the pool's next worker takes them
-                    await cast(Awaitable[int], self.pool.rpush(ready, *job_ids))
+                    await self.records.give_back(job_ids)
                     continue
-                await self.start_jobs(job_ids)
+                await self.start_jobs(job_ids, popped=True)
+                # Let the jobs just started run up to their first wait (a quick tool: to the store
+                # of its result) before the next pop is sent: the pop can wait, the caller cannot.
+                await asyncio.sleep(0)
                 backoff = 0.1
             except REDIS_ERRORS as exc:
                 log.debug("ready list unavailable (%s); retrying in %.1f s", exc, backoff)
-                self._redis_gap = True
+                self._note_gap()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-    async def _pop_ready(self, ready: str, free: int) -> list[bytes]:
-        """Up to `free` ids from the ready list, waiting (up to the poll interval) for the first:
-        one BLMPOP (Redis 7.0 or newer)."""
-        wait = max(1, math.ceil(self.poll_delay_s))
-        popped = await cast(
-            Awaitable[Any],
-            self.pool.blmpop(wait, 1, ready, direction="RIGHT", count=free),  # type: ignore[arg-type]  # keys are *args
-        )
-        return list(popped[1]) if popped else []
+    async def _jobs_keep_finishing(self) -> bool:
+        """Whether one of this worker's jobs finishes within LINGER_SECONDS (a busy worker then
+        takes its next jobs with its finishes instead of waiting on the ready list)."""
+        self._finished.clear()
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                await self._finished.wait()
+        except TimeoutError:
+            return False
+        return True
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Claim and start jobs: arq's start_jobs, with every claim of the batch in one round trip.
+    async def start_jobs(self, job_ids: list[Any], *, popped: bool = False) -> None:
+        """Claim and start jobs: arq's start_jobs, with the jobs claimed and read together in one
+        round trip (workers/claims.py) instead of four round trips each.
 
-        arq claims with WATCH, EXISTS, ZSCORE and MULTI (four round trips per job). Here one
-        MULTI holds, per job, `SET in-progress NX PX` and `ZSCORE`: a claim holds only if the
-        in-progress key was ours to set and the job is still queued and due; claims that do not
-        hold are released at once. The key holds this worker's id (arq only asks whether it
-        exists), which the lease keeper renews. A job this worker still holds (running, or its
-        result waiting for Redis) is never started here again. Ids beyond the free slots wait for
-        another worker, or the safety-net poll.
+        A slot is taken for each id before the claim and given back for each claim that did not
+        hold (another worker has the job, it left the queue, it is not due yet). The claim holds
+        this worker's id in the job's in-progress key, which the lease keeper renews. A job this
+        worker still holds (running, or its result waiting for Redis) is never started here
+        again. Ids `popped` from the ready list beyond the free slots (finishing jobs took some
+        while the pop waited) go back to it, for the pool's next worker.
         """
-        chosen: list[str] = []
+        assert self.records is not None
+        candidates: list[str] = []
         for raw_id in job_ids:
             job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            if self.leases.holds(job_id) or job_id in chosen:
-                continue
-            if self.job_counter >= self.max_jobs:
-                break
-            await self.sem.acquire()
-            self.job_counter += 1
-            chosen.append(job_id)
-        if not chosen:
+            if job_id not in candidates and job_id not in self.tasks and not self.leases.holds(job_id):
+                candidates.append(job_id)
+        room = await self._reserve(len(candidates))
+        if popped and room < len(candidates):
+            surplus, candidates = candidates[room:], candidates[:room]
+            await self.records.give_back(surplus)
+        if not room:
             return
-        self._note_slots()
-        lease_ms = int(self.in_progress_timeout_s * 1000)
         try:
-            async with self.pool.pipeline(transaction=True) as pipe:
-                for job_id in chosen:
-                    pipe.set(in_progress_key_prefix + job_id, self.settings.worker_id, px=lease_ms, nx=True)
-                    pipe.zscore(self.queue_name, job_id)
-                answers = await pipe.execute()
+            claimed = await self.records.claim(candidates, room, self._lease_ms)
         except BaseException:
-            for _ in chosen:  # the slots were not used: give them back
-                self._release_sem_dec_counter_on_complete()
+            self._start_claimed([], room)  # the slots were not used: give them back
             raise
-        now = timestamp_ms()
-        released = []
-        for index, job_id in enumerate(chosen):
-            claimed, score = answers[2 * index], answers[2 * index + 1]
-            if not claimed or not score or score > now:
-                if claimed:
-                    released.append(in_progress_key_prefix + job_id)
-                self._release_sem_dec_counter_on_complete()
-                continue
-            self.leases.take(job_id, self._job_seconds)
-            task = self.loop.create_task(self.run_job(job_id, int(score)))
-            task.add_done_callback(functools.partial(self._job_done, job_id))
-            self.tasks[job_id] = task
-        if released:
-            await self.pool.delete(*released)
+        self._start_claimed(claimed, room)
+
+    async def _reserve(self, wanted: int) -> int:
+        """Take up to `wanted` free slots for jobs about to be claimed; how many were taken."""
+        room = max(0, min(wanted, self.max_jobs - self.job_counter))
+        for _ in range(room):
+            await self.sem.acquire()  # free: it does not wait
+            self.job_counter += 1
+        self._note_slots()
+        return room
+
+    def _start_claimed(self, claimed: list[ClaimedJob], reserved: int) -> None:
+        """Start the jobs claimed into `reserved` slots; give back the slots left over."""
+        for _ in range(reserved - len(claimed)):
+            self._release_sem_dec_counter_on_complete()
+        for job in claimed:
+            self.leases.take(job.job_id, self._job_seconds)
+            task = self.loop.create_task(self._run_claimed(job))
+            task.add_done_callback(functools.partial(self._job_done, job.job_id))
+            self.tasks[job.job_id] = task
 
     def _note_slots(self) -> None:
         """Keep `_slot_free` true exactly while this worker can start another job."""
@@ -480,115 +409,154 @@ class ToolWorker(Worker):
         else:
             self._slot_free.clear()
 
-    def _job_done(self, job_id: str, _task: asyncio.Task[None]) -> None:
+    def _job_done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self.tasks.pop(job_id, None)
+        self._aborted_before_start.discard(job_id)
         self.leases.release(job_id)
-        self._release_sem_dec_counter_on_complete()
+        if job_id in self._slot_passed_on:
+            self._slot_passed_on.discard(job_id)
+        else:
+            self._release_sem_dec_counter_on_complete()
+        self._finished.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job %s: the worker failed running it", job_id, exc_info=task.exception())
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
         self._note_slots()
 
-    def _hint(self, data: bytes | str) -> None:
-        """The wake-up channel carries aborts: look for the jobs to cancel at once."""
-        text = data.decode() if isinstance(data, bytes) else data
-        if text.startswith(contract.WAKE_ABORT_PREFIX):
-            self._abort_hinted = True
-            self._wake.set()
+    # --- one job ----------------------------------------------------------------------------
 
-    async def _listen_for_wakeups(self) -> None:
-        channel = contract.wake_channel(self.queue_name)
-        backoff = 0.1
-        while True:
-            pubsub = self.pool.pubsub()
+    async def _run_claimed(self, job: ClaimedJob) -> None:
+        """arq's Worker.run_job for a job already claimed and read (workers/claims.py).
+
+        Mirrors arq 0.28's run_job step by step: an expired job, an undecodable record, a job
+        aborted before it started, an unknown function and a job past its tries each fail with
+        arq's own exception in arq's result record; otherwise the function runs under its
+        timeout (in this task, which an abort cancels: arq starts another for it). A cancellation
+        that is not an abort (the worker is stopping) hands the job back to the pool; anything
+        else is stored.
+        Left out: cron jobs, the on_job_start/on_job_end hooks, and the log lines arq writes at
+        INFO for every job (toolq keeps arq.worker at WARNING).
+        """
+        run = JobRun(job.job_id, job.job_try, timestamp_ms())
+        if job.record is None:
+            log.warning("job %s expired", run.job_id)
+            return await self._fail(run, JobExecutionFailed(contract.ARQ_EXPIRED))
+        try:
+            decoded = deserialize_job_raw(job.record, deserializer=self.job_deserializer)
+            run.function_name, run.args, run.kwargs, enqueue_job_try, run.enqueue_time_ms = decoded
+        except SerializationError as exc:
+            log.exception("deserializing job %s failed", run.job_id)
+            return await self._fail(run, exc)
+        if job.aborted or run.job_id in self._aborted_before_start:
+            return await self._fail(run, asyncio.CancelledError())
+        function = self.functions.get(run.function_name)
+        if function is None:
+            log.warning("job %s, function %r not found", run.job_id, run.function_name)
+            return await self._fail(run, JobExecutionFailed(f"function {run.function_name!r} not found"))
+        if enqueue_job_try and enqueue_job_try > run.job_try:
+            run.job_try = enqueue_job_try
+            await self.pool.setex(retry_key_prefix + run.job_id, RETRY_KEY_SECONDS, str(run.job_try))
+        max_tries = self.max_tries if function.max_tries is None else function.max_tries
+        if run.job_try > max_tries:
+            log.warning("job %s: max %d retries exceeded", run.job_id, max_tries)
+            return await self._fail(run, JobExecutionFailed(f"max {max_tries} retries exceeded"))
+
+        timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
+        ctx = {**self.ctx, "job_id": run.job_id, "job_try": run.job_try, "score": job.score}
+        run.start_ms = timestamp_ms()
+        # The job runs in this task (arq starts a task of its own for it): an abort cancels this
+        # task, and so does a stopping worker; `aborting_tasks` tells the two apart.
+        this_task = asyncio.current_task()
+        assert this_task is not None
+        self.job_tasks[run.job_id] = this_task
+        try:
             try:
-                await pubsub.subscribe(channel)
-                # Aborts sent while we were not listening are found by this poll.
-                self._wake.set()
-                backoff = 0.1
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if message is not None:
-                        self._hint(message["data"])
-            except REDIS_ERRORS as exc:
-                log.warning("wake-up channel lost (%s); reconnecting in %.1f s", exc, backoff)
-                self._redis_gap = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                async with asyncio.timeout(timeout_s):
+                    result = await function.coroutine(ctx, *run.args, **run.kwargs)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                del self.job_tasks[run.job_id]
+        except asyncio.CancelledError as exc:
+            this_task.uncancel()  # handled here: what follows must not be cancelled by it
+            if run.job_id not in self.aborting_tasks:
+                # Not an abort: the worker is stopping. The pool's next worker runs it (or, for
+                # a tool that is not idempotent, reports that it may or may not have run).
+                self.jobs_retried += 1
+                await asyncio.shield(self._hand_back(run.job_id))
+                return None
+            self.aborting_tasks.discard(run.job_id)
+            return await self._fail(run, exc)
+        except Exception as exc:  # arq's own timeout, or a job function that raised
+            log.exception("job %s (%s) failed", run.job_id, run.function_name)
+            return await self._fail(run, exc)
+        self.jobs_complete += 1
+        await self._store(run, True, result, ctx.get(RESULT_JSON))
+        return None
 
-    async def _announce_stored_result(self, ctx: dict[str, Any]) -> None:
-        """A large result is announced only now, when arq has stored it: the facade reads it."""
-        if ctx.get(ANNOUNCE_AFTER_STORE):
-            job_id: str = ctx["job_id"]
-            await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id))
+    async def _fail(self, run: JobRun, exc: BaseException) -> None:
+        self.jobs_failed += 1
+        await self._store(run, False, exc)
 
-    # --- storing results, across Redis gaps -------------------------------------------------------
-
-    async def finish_job(  # noqa: PLR0917 - arq's signature
-        self,
-        job_id: str,
-        finish: bool,
-        result_data: bytes | None,
-        result_timeout_s: float | None,
-        keep_result_forever: bool,
-        incr_score: int | None,
-        keep_in_progress: float | None,
-    ) -> None:
-        """arq's finish_job (store the result, end the job), kept until Redis takes it. A job
-        that carries out a task ends the task, too."""
-        task = self._task_jobs.pop(job_id, None)
-        finish_in_arq = super().finish_job
-
-        async def store() -> None:
-            await finish_in_arq(
-                job_id,
-                finish,
-                result_data,
-                result_timeout_s,
-                keep_result_forever,
-                incr_score,
-                keep_in_progress,
-            )
-            if task is not None and finish and result_data is not None:
-                await self._end_task(job_id, task, result_data)
-
-        late = await self._until_stored(job_id, store)
-        if late and finish and result_data is not None:
-            await self._push_stored(job_id, result_data)  # the push the tool made was lost with Redis
-
-    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
-        """arq records these failures without running a hook: toolq pushes them, too."""
-        fail_in_arq = super().finish_failed_job
-        task = contract.task_of_arq_record(result_data) if result_data is not None else None
-
-        async def store() -> None:
-            await fail_in_arq(job_id, result_data)
-            if task is not None and result_data is not None:
-                await self._end_task(job_id, task, result_data)
-
-        await self._until_stored(job_id, store)
-        if result_data is not None:
-            await self._push_stored(job_id, result_data)
-
-    async def _end_task(self, job_id: str, task: contract.TaskRef, result_data: bytes) -> None:
-        """Record the job's outcome in its task (unless the task ended already) and announce it."""
-        result = contract.call_result_from_arq_record(result_data, self.settings.worker_id)
-        await run_scripts(
-            self.pool,
-            contract.FINISH_TASK_SCRIPT,
-            [task["key"], contract.result_key(job_id)],
-            contract.task_status(result),
-            contract.dumps(result),
+    async def _store(self, run: JobRun, success: bool, result: Any, result_json: bytes | None = None) -> None:
+        """Store the job's outcome as arq's result record, end the job (and its task), push the
+        outcome to the waiting facade and take the pool's next waiting jobs into this worker's
+        free slots, in one round trip, kept until Redis takes it."""
+        assert self.records is not None
+        records = self.records
+        record = run.result_record(success, result, self.queue_name)
+        if result_json is not None and isinstance(result, dict):
+            call_result: contract.CallResult = result  # type: ignore[assignment]
+        else:
+            call_result = contract.call_result_from_arq_record(record, self.settings.worker_id)
+            result_json = contract.dumps(call_result)
+        call = run.args[0] if run.args and isinstance(run.args[0], dict) else {}
+        outcome = Outcome(
+            run.job_id,
+            record,
+            int(self.keep_result_s * 1000),
+            call_result,
+            result_json,
+            call.get("task"),
             timestamp_ms(),
-            contract.TASKS_CHANNEL,
         )
+        taking = self.allow_pick_jobs and not self._stopping and not self._redis_gap
+        reserved = 0
+        if taking:
+            # This job's slot goes to the jobs it takes (a full worker takes as it finishes).
+            self._slot_passed_on.add(run.job_id)
+            self._release_sem_dec_counter_on_complete()
+            reserved = await self._reserve(TAKE_ON_FINISH)
+        taken: list[ClaimedJob] = []
 
-    async def _until_stored(self, job_id: str, store: Callable[[], Awaitable[None]]) -> bool:
+        async def store() -> None:
+            nonlocal reserved, taken
+            try:
+                taken = await records.store(outcome, reserved, self._lease_ms)
+            except REDIS_ERRORS:
+                self._start_claimed([], reserved)  # a retry takes nothing: Redis is struggling
+                reserved = 0
+                raise
+
+        async def store_and_start() -> None:
+            await self._until_stored(run.job_id, store)
+            self._start_claimed(taken, reserved)
+            self._finished.set()
+
+        await asyncio.shield(store_and_start())
+
+    async def _hand_back(self, job_id: str) -> None:
+        assert self.records is not None
+        try:
+            await self.records.hand_back(job_id)
+        except REDIS_ERRORS as exc:
+            # Its lease runs out instead, and a safety-net poll of the pool finds it.
+            log.warning("job %s: could not hand it back (%s)", job_id, exc)
+
+    async def _until_stored(self, job_id: str, store: Callable[[], Awaitable[None]]) -> None:
         """Run `store` until Redis takes it: the worker's outbox. While Redis is away the finished
         job keeps its worker slot (so the outbox is bounded by the worker's concurrency) and its
-        lease (so no other worker runs it again). True when it took more than one try."""
+        lease (so no other worker runs it again)."""
         self.leases.deliver(job_id)
         backoff = 0.05
         give_up = loop_time() + max(60.0, float(self.keep_result_s))
@@ -600,11 +568,11 @@ class ToolWorker(Worker):
                     await store()
                     if tries > 1:
                         log.info("job %s: result stored after %d tries", job_id, tries)
-                    return tries > 1
+                    return
                 except REDIS_ERRORS as exc:
                     if loop_time() > give_up:
                         log.error("job %s: result not stored, Redis away too long (%s)", job_id, exc)
-                        return False
+                        return
                     if tries == 1:
                         log.warning("job %s: Redis away (%s); its result waits here", job_id, exc)
                     await asyncio.sleep(backoff)
@@ -612,12 +580,45 @@ class ToolWorker(Worker):
         finally:
             self.leases.release(job_id, delivered=True)
 
-    async def _push_stored(self, job_id: str, result_data: bytes) -> None:
-        if len(result_data) > contract.INLINE_RESULT_BYTES:
-            await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id))
-            return
-        result = contract.call_result_from_arq_record(result_data, self.settings.worker_id)
-        await push_event(self.pool, job_id, contract.DoneEvent(type="done", job_id=job_id, result=result))
+    # --- aborts ---------------------------------------------------------------------------------
+
+    def _abort(self, job_id: str) -> None:
+        """Stop a job if it is this worker's: cancel it if it runs, or start it as aborted."""
+        running = self.job_tasks.get(job_id)
+        if running is not None:
+            self.aborting_tasks.add(job_id)
+            running.cancel()
+        elif job_id in self.tasks:
+            self._aborted_before_start.add(job_id)
+
+    def _hint(self, data: bytes | str) -> None:
+        """The wake-up channel carries aborts, each naming its job."""
+        text = data.decode() if isinstance(data, bytes) else data
+        if text.startswith(contract.WAKE_ABORT_PREFIX):
+            self._abort(text.removeprefix(contract.WAKE_ABORT_PREFIX))
+
+    async def _listen_for_wakeups(self) -> None:
+        channel = contract.wake_channel(self.queue_name)
+        backoff = 0.1
+        while True:
+            pubsub = self.pool.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                # Aborts sent while we were not listening are found by this poll.
+                self._poll_now.set()
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if message is not None:
+                        self._hint(message["data"])
+            except REDIS_ERRORS as exc:
+                log.warning("wake-up channel lost (%s); reconnecting in %.1f s", exc, backoff)
+                self._note_gap()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     # --- shutdown -------------------------------------------------------------------------------
 
@@ -629,6 +630,7 @@ class ToolWorker(Worker):
             len(self.job_tasks),
             self._job_completion_wait,
         )
+        self._stopping = True
         super().handle_sig_wait_for_completion(signum)
         self.loop.create_task(self.leave())
 
@@ -637,20 +639,29 @@ class ToolWorker(Worker):
         log.info(
             "worker %s stopping: %d running job(s) handed back", self.settings.worker_id, len(self.job_tasks)
         )
+        self._stopping = True
+        self.allow_pick_jobs = False  # the jobs it hands back are for the pool's other workers
         super().handle_sig(signum)
         self.loop.create_task(self.leave())
 
     async def leave(self) -> None:
-        """Leave the registry and stop the background tasks: what a stopping worker does first,
-        so that facades stop routing calls here."""
+        """Leave the registry and stop the heartbeat and the abort listener: what a stopping
+        worker does first, so that facades stop routing calls here. The ready-list taker ends by
+        itself once the worker takes no more jobs (see _take_ready_jobs)."""
         for task in self._background:
-            task.cancel()
+            if task is not self._taker:
+                task.cancel()
         if self._pool is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self.registration.leave(self.pool)
 
     async def _on_shutdown(self, ctx: dict[str, Any]) -> None:
         await self.leave()
+        if self._taker is not None:
+            self._taker.cancel()
+        for connection in (self.hot, self.pops):
+            if connection is not None:
+                await connection.close()
         await asyncio.to_thread(self.leases.stop)  # every job has ended: no lease left to keep
         self.sync_runner.close()
         if self._extra_shutdown is not None:

@@ -82,10 +82,9 @@ class WorkerSettings:
     sync_processes: Annotated[int, Field(ge=1)] = field(default_factory=lambda: max(2, os.cpu_count() or 2))
     #: Seconds a SIGTERM waits for running jobs before handing them back to the queue.
     drain_seconds: Annotated[float, Field(ge=0)] = 30.0
-    #: Seconds between safety-net polls of the queue; jobs normally arrive by wake-up.
-    idle_poll_seconds: Annotated[float, Field(gt=0)] = 2.0
-    #: Seconds between arq health-check writes (the liveness probe reads that key).
-    health_check_seconds: Annotated[float, Field(gt=0)] = 10.0
+    #: Seconds between safety-net polls of an idle pool's queue (jobs arrive on the ready list;
+    #: the poll finds what it lost). While the queue holds jobs the poll comes every 2 s at most.
+    idle_poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     #: A running job's claim lasts this long unless its worker renews it (every third of it): a
     #: job whose worker died is picked up again this soon (idempotent tools run again; others
     #: fail with a clear error) instead of after arq's job timeout + 10 s.
@@ -115,7 +114,6 @@ ENVIRONMENT = {
     "sync_processes": "TOOLQ_SYNC_PROCESSES",
     "drain_seconds": "TOOLQ_DRAIN_SECONDS",
     "idle_poll_seconds": "TOOLQ_IDLE_POLL_SECONDS",
-    "health_check_seconds": "TOOLQ_HEALTH_CHECK_SECONDS",
     "lease_seconds": "TOOLQ_JOB_LEASE_SECONDS",
     "worker_id": "TOOLQ_WORKER_ID",
     "log_level": "TOOLQ_LOG_LEVEL",
