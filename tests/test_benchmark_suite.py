@@ -64,7 +64,7 @@ def test_the_suite_measures_every_system_and_writes_its_report(tmp_path: Path):
 
     data = json.loads((tmp_path / "benchmarks.json").read_text())
     (run,) = data["runs"]
-    for scenario in ("sequential", "callers", "pools", "io"):
+    for scenario in ("sequential", "callers", "pools", "io", "client_cost"):
         assert run[scenario], scenario
         assert errors_in(run[scenario]) == 0, (scenario, run[scenario])
     assert set(run["sequential"]) == {*data["references"], "toolq"}

@@ -96,9 +96,24 @@ class _Replies(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._last_reply = 0.0
         self._watch: asyncio.TimerHandle | None = None
+        #: Commands written in this turn of the event loop, sent together at its end.
+        self._outgoing: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def send(self, command: bytes, future: asyncio.Future[Any]) -> None:
+        """Send a command whose reply `future` awaits. The commands of one turn of the event
+        loop leave in one write (one system call, one wake-up of Redis), at the turn's end."""
+        self.expect(future)
+        if not self._outgoing:
+            self._loop.call_soon(self._flush)
+        self._outgoing.append(command)
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self.transport is not None and self.lost is None:
+            self.transport.write(b"".join(outgoing))
 
     def expect(self, future: asyncio.Future[Any]) -> None:
         """A command was written whose reply `future` awaits."""
@@ -189,9 +204,7 @@ class PipelinedRedis:
         if not replies._writable.is_set():
             await replies.writable()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        replies.expect(future)
-        assert replies.transport is not None
-        replies.transport.write(pack(args))
+        replies.send(pack(args), future)
         return await future
 
     async def run_script(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:

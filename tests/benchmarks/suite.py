@@ -121,13 +121,11 @@ async def arq_once(sizes: Sizes) -> dict[str, Any]:
         return await scenarios.arq_defaults_latency(running, sizes.arq_calls)
 
 
-async def client_once(sizes: Sizes) -> dict[str, Any]:
-    measured = {}
-    with systems.reference(SDK) as running:
-        measured[SDK] = await scenarios.client_cost(running, sizes.pool_callers, sizes.load_seconds)
-    with systems.toolq(1) as running:
-        measured[TOOLQ] = await scenarios.client_cost(running, sizes.pool_callers, sizes.load_seconds)
-    return measured
+async def client_pass(sizes: Sizes, _ordered: list[str]) -> dict[str, Any]:
+    async def both_clients(running: systems.Running) -> dict[str, Any]:
+        return await scenarios.client_cost(running, sizes.pool_callers, sizes.load_seconds)
+
+    return await on_each_system([SDK], both_clients)
 
 
 #: Measured in every pass (their ratios taken within the pass), then once per suite.
@@ -136,12 +134,12 @@ REPEATED: dict[str, tuple[str, Callable[[Sizes, list[str]], Awaitable[dict[str, 
     "callers": ("throughput by callers", callers_pass),
     "pools": ("throughput by workers in one pool", pools_pass),
     "io": (f"an I/O-bound tool ({scenarios.IO_MS} ms)", io_pass),
+    "client_cost": ("the client's own cost", client_pass),
 }
 ONCE: dict[str, tuple[str, Callable[[Sizes], Awaitable[dict[str, Any]]]]] = {
     "idle": ("idle cost: Redis commands per second", idle_once),
     "memory": ("memory per waiting call and per session", memory_once),
     "arq": ("arq with its defaults", arq_once),
-    "client_cost": ("the client's own cost", client_once),
 }
 #: After a burst of calls, long enough for every worker's poll to go back to its idle pace.
 SETTLE_SECONDS = 3.0
