@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from aiohttp import web
 
 from facade.app import create_app
 from facade.settings import FacadeSettings, SettingsError, parse_args, redact_url
+from workers import tracing
 from workers.event_loop import use_fast_event_loop
+from workers.logs import configure as configure_logging
 
 
 def serve(settings: FacadeSettings) -> None:
@@ -29,6 +30,7 @@ def serve(settings: FacadeSettings) -> None:
         print=None,
         shutdown_timeout=10,
     )
+    tracing.shutdown()  # the spans not exported yet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
+    tracing.setup("toolq-facade")
     refusal = settings.check_exposure()
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)

@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 from arq.connections import ArqRedis
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
 
@@ -16,12 +17,15 @@ from facade.catalog import Catalog
 from facade.http_edge import McpEndpoint
 from facade.inflight import InflightRegistry
 from facade.listeners import Listeners
+from facade.metrics import FacadeMetrics
 from facade.protocol.core import McpCore
 from facade.protocol.server_info import ServerIdentity
 from facade.queue_client import QueueClient
+from facade.request_log import RequestLog
 from facade.security import AccessPolicy, AuthFailures, access_middleware
 from facade.sessions import RedisSessionStore
 from facade.settings import FacadeSettings
+from facade.status import collect_status
 from facade.task_notices import task_notifier, task_watch_predicate
 from facade.tasks import RedisTaskStore
 from facade.tool_list_changes import ToolListChanges
@@ -36,6 +40,7 @@ QUEUE = web.AppKey("queue", QueueClient)
 CALLS = web.AppKey("calls", QueuedToolCalls)
 #: The open notification streams (to_session, to_task_watchers).
 LISTENERS = web.AppKey("listeners", Listeners)
+METRICS = web.AppKey("metrics", FacadeMetrics)
 
 
 def server_version() -> str:
@@ -112,14 +117,25 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
         cache_scope="private" if settings.tokens else "public",
         subscriptions=listeners,
     )
+    metrics = FacadeMetrics(
+        client,
+        catalog,
+        in_flight=lambda: queue.pending,
+        tasks_followed=lambda: calls.following,
+        enabled=settings.metrics,
+    )
+    queue.on_redis_trouble = metrics.redis_trouble
+    failures.on_refused = metrics.refused
     endpoint = McpEndpoint(
         core,
         calls,
         max_body_bytes=settings.max_body_bytes,
         keepalive_seconds=settings.sse_keepalive_seconds,
         listeners=listeners,
+        requests=RequestLog(metrics, log_calls=settings.log_calls),
     )
     app[REDIS] = client
+    app[METRICS] = metrics
     app[QUEUE] = queue
     app[CALLS] = calls
     app[LISTENERS] = listeners
@@ -144,7 +160,24 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
     app.router.add_route("*", "/mcp", endpoint.dispatch)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/status", status_page)
     return app
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus' text format (behind the tokens when they are set, like /mcp)."""
+    body = await request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """What `toolq status` shows, as JSON: pools, workers, tools, recent figures."""
+    try:
+        report = await collect_status(request.app[REDIS])
+    except (RedisError, OSError) as exc:
+        return web.json_response({"error": "unavailable", "redis": type(exc).__name__}, status=503)
+    return web.json_response(report)
 
 
 async def healthz(_request: web.Request) -> web.Response:

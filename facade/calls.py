@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from facade.catalog import Catalog
-from facade.errors import StoreUnavailable, UnknownTool, store_unavailable
+from facade.errors import Refused, StoreUnavailable, UnknownTool, store_unavailable
+from facade.observed import current
 from facade.outcomes import outcome_of
 from facade.protocol.tasks import TaskRecord, TaskRequest
 from facade.protocol.tool_calls import (
@@ -80,7 +82,12 @@ class QueuedToolCalls:
     ) -> ToolOutcome:
         """Raises UnknownTool for a name no worker ever served, Refused for a call its pool or a
         rate limit turns away; every other failure is an outcome."""
-        options = options or CallOptions()
+        with _observing(name):
+            outcome = await self._call(name, arguments, options or CallOptions())
+            _observed_outcome(outcome)
+            return outcome
+
+    async def _call(self, name: str, arguments: dict[str, Any], options: CallOptions) -> ToolOutcome:
         planned = await self._plan(name, arguments, options)
         if isinstance(planned, ToolOutcome):
             return planned
@@ -109,6 +116,19 @@ class QueuedToolCalls:
         else a task, made durably before it is returned, which this facade ends when the result
         reaches it (or the worker does, when it stores it). A task has no deadline of
         max_call_seconds: nobody holds a connection open for it."""
+        with _observing(name):
+            ended = await self._call_as_task(name, arguments, options, request)
+            _observed_outcome(ended)
+            return ended
+
+    @property
+    def following(self) -> int:
+        """Tasks this facade follows after their request was answered."""
+        return len(self._carrying_on)
+
+    async def _call_as_task(
+        self, name: str, arguments: dict[str, Any], options: CallOptions, request: TaskRequest
+    ) -> ToolOutcome | TaskRecord:
         planned = await self._plan(name, arguments, options, for_task=True)
         task_id = new_task_id()
         if isinstance(planned, ToolOutcome):
@@ -369,6 +389,37 @@ def tool_event(event: contract.ProgressEvent | contract.LogEvent) -> ToolEvent |
     except (KeyError, TypeError, ValueError):
         log.warning("ignoring a malformed event from a worker: %r", event)
         return None
+
+
+@contextmanager
+def _observing(tool: str) -> Iterator[None]:
+    """The current request's record (facade/observed.py) learns the tool and, when the call is
+    turned away, why."""
+    record = current()
+    if record is None:
+        yield
+        return
+    record.tool = tool
+    try:
+        yield
+    except UnknownTool:
+        record.outcome = "unknown_tool"
+        raise
+    except Refused as exc:
+        record.outcome = exc.reason
+        raise
+
+
+def _observed_outcome(ended: ToolOutcome | TaskRecord) -> None:
+    record = current()
+    if record is None:
+        return
+    if isinstance(ended, TaskRecord):
+        record.outcome = "task"
+        return
+    record.outcome = "ok" if ended.ok else (ended.kind or "tool_error")
+    record.run_ms = ended.duration_ms
+    record.queue_wait_ms = ended.queued_ms
 
 
 def _failed(kind: contract.ErrorKind, message: str) -> ToolOutcome:

@@ -9,18 +9,21 @@ handshake-era GET opens its session's notification stream, which facade/listener
 from __future__ import annotations
 
 import contextlib
+import secrets
 from typing import Any
 
 from aiohttp import web
 
 from facade.calls import QueuedToolCalls
 from facade.listeners import Listeners
+from facade.observed import Observed, forget, observe
 from facade.protocol import jsonrpc
 from facade.protocol.core import McpCore
 from facade.protocol.exchange import Inbound, Problem, Reply
 from facade.protocol.headers import RoutingHeaders
 from facade.protocol.jsonrpc import JsonRpcError
 from facade.protocol.versions import Era, era_of
+from facade.request_log import RequestLog
 from facade.response_stream import SSE_HEADERS, ResponseStream, accepts, sse_event
 from facade.security import PRINCIPAL
 from facade.seed import answer_seed
@@ -28,6 +31,8 @@ from facade.seed import answer_seed
 __all__ = ["McpEndpoint"]
 
 SESSION_HEADER = "Mcp-Session-Id"
+#: A request id a proxy in front set (logged with the request); one is made up otherwise.
+REQUEST_ID_HEADER = "X-Request-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 
 STATUS = {
@@ -50,6 +55,35 @@ def json_reply(message: Any, *, status: int = 200, headers: dict[str, str] | Non
     return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 
 
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def describe(record: Observed, payload: dict[str, Any]) -> None:
+    """What the request's JSON-RPC message says of it: its method, id and (a tool call's) tool."""
+    method = payload.get("method")
+    record.method = method if isinstance(method, str) else None
+    request_id = payload.get("id")
+    record.jsonrpc_id = str(request_id) if isinstance(request_id, str | int) else None
+    params = payload.get("params")
+    if method == "tools/call" and isinstance(params, dict) and isinstance(params.get("name"), str):
+        record.tool = params["name"]
+
+
+def settle(record: Observed, message: dict[str, Any] | list[Any]) -> None:
+    """How the request ended, in OpenTelemetry's error.type: the JSON-RPC error code, or
+    "tool_error" for a tool result with isError."""
+    if not isinstance(message, dict):
+        return
+    error = message.get("error")
+    if isinstance(error, dict):
+        record.error_type = str(error.get("code"))
+        if record.tool is not None and record.outcome is None:
+            record.outcome = "invalid_params"
+    elif isinstance(message.get("result"), dict) and message["result"].get("isError"):
+        record.error_type = "tool_error"
+
+
 def rpc_error(status: int, code: int, message: str) -> web.Response:
     return json_reply(jsonrpc.error_response(None, code, message), status=status)
 
@@ -63,12 +97,15 @@ class McpEndpoint:
         max_body_bytes: int,
         keepalive_seconds: float,
         listeners: Listeners,
+        requests: RequestLog | None = None,
     ):
         self.core = core
         self.calls = calls
         self.listeners = listeners
         self.max_body_bytes = max_body_bytes
         self.keepalive_seconds = keepalive_seconds
+        #: What becomes of each request once answered: metrics, a log line, a trace span.
+        self.requests = requests or RequestLog()
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         era = era_of(request.headers.get(VERSION_HEADER))
@@ -115,6 +152,20 @@ class McpEndpoint:
         return response
 
     async def post(self, request: web.Request) -> web.StreamResponse:
+        record = Observed(
+            request_id=(request.headers.get(REQUEST_ID_HEADER) or new_request_id())[:128],
+            era=era_of(request.headers.get(VERSION_HEADER)).value,
+            principal=request.get(PRINCIPAL),
+            protocol_version=request.headers.get(VERSION_HEADER),
+        )
+        token = observe(record)
+        try:
+            return await self._post(request, record)
+        finally:
+            forget(token)
+            self.requests.done(record)
+
+    async def _post(self, request: web.Request, record: Observed) -> web.StreamResponse:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
         if content_type != "application/json":
             return rpc_error(415, jsonrpc.INVALID_REQUEST, "Unsupported Media Type: send application/json")
@@ -134,7 +185,11 @@ class McpEndpoint:
             return json_reply(exc.response(), status=400)
 
         if isinstance(payload, dict) and "jsonrpc" not in payload and "tool" in payload:
+            record.era, record.method = "seed", "tools/call"
+            record.tool = payload["tool"] if isinstance(payload["tool"], str) else None
+            self.requests.begin(record, None, request.headers.get("traceparent"))
             status, answer = await answer_seed(payload, self.calls)
+            record.error_type = None if status == 200 else str(status)
             retry = {"Retry-After": str(answer["retry_after"])} if "retry_after" in answer else None
             # The seed's answers keep its bytes exactly (the standard library's spacing).
             return web.json_response(answer, status=status, headers=retry)
@@ -145,12 +200,19 @@ class McpEndpoint:
             session_id=request.headers.get(SESSION_HEADER),
             principal=request.get(PRINCIPAL),
         )
+        if isinstance(payload, dict):
+            describe(record, payload)
+            params = payload.get("params")
+            meta = params.get("_meta") if isinstance(params, dict) else None
+            self.requests.begin(record, meta, request.headers.get("traceparent"))
         stream = ResponseStream(request, keepalive_seconds=self.keepalive_seconds)
         stream.start_keepalive()
         try:
             reply = await self.core.handle(inbound, stream)
         finally:
             await stream.stop_keepalive()
+        if reply.message is not None:
+            settle(record, reply.message)
         return await self.respond(request, reply, stream)
 
     @staticmethod

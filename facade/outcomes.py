@@ -18,6 +18,7 @@ def outcome_of(result: contract.CallResult) -> ToolOutcome:
             content=content,
             worker=result.get("worker"),
             duration_ms=result.get("duration_ms"),
+            queued_ms=result.get("queued_ms"),
         )
     error = result.get("error") or {"kind": "tool_error", "message": "The tool failed."}
     return ToolOutcome(
@@ -26,4 +27,5 @@ def outcome_of(result: contract.CallResult) -> ToolOutcome:
         kind=error["kind"],
         worker=result.get("worker") or None,
         duration_ms=result.get("duration_ms"),
+        queued_ms=result.get("queued_ms"),
     )

@@ -25,6 +25,7 @@ from arq.utils import timestamp_ms
 from redis.exceptions import RedisError
 
 from facade.errors import Refused, store_unavailable
+from facade.observed import current
 from workers import contract
 from workers.pipelined_redis import HotPath, RedisPyCommands, Script
 
@@ -118,6 +119,9 @@ class QueueClient:
         self._tasks: list[asyncio.Task[None]] = []
         self._lost_checks: set[asyncio.Task[None]] = set()
         self._subscribed = asyncio.Event()
+        #: Told when a Redis command fails (component, False) and when the events channel is
+        #: connected again after a failure (component, True): for the metrics.
+        self.on_redis_trouble: Callable[[str, bool], None] | None = None
 
     def on_broadcast(self, channel: str, handler: Callable[[bytes], None]) -> None:
         """Call `handler(payload)` for every message on `channel` (register before start())."""
@@ -200,6 +204,10 @@ class QueueClient:
         """Queue a job, listening for its result from before it is queued; raises Refused or
         StoreUnavailable. Its result is `outcome(job)`, which must be awaited (or the job aborted)."""
         job_id = contract.new_job_id(self.facade_id)
+        record = current()
+        if record is not None:
+            record.job_id = job_id
+            traceparent = record.traceparent or traceparent  # the facade's span, when tracing
         waiter = _Waiter(queue)
         self._waiters[job_id] = waiter
         job: contract.JobArguments = {"arguments": arguments, "progress": progress}
@@ -220,6 +228,7 @@ class QueueClient:
             )
         except (RedisError, OSError) as exc:
             self._waiters.pop(job_id, None)
+            self._trouble("enqueue")
             raise store_unavailable("the queue", exc) from exc
         except BaseException:
             self._waiters.pop(job_id, None)
@@ -349,6 +358,7 @@ class QueueClient:
                 await pubsub.subscribe(self._channel, *self._broadcasts)
                 self._subscribed.set()
                 if backoff > 0.1:
+                    self._trouble("events", reconnected=True)
                     # Events published while we were away are lost: look at the result keys now,
                     # and a little later fail the calls whose jobs Redis no longer has and no
                     # worker holds (it restarted empty).
@@ -370,12 +380,17 @@ class QueueClient:
                         log.warning("ignoring a malformed event on %s", self._channel)
             except (RedisError, OSError) as exc:
                 self._subscribed.clear()
+                self._trouble("events")
                 log.warning("events channel lost (%s); reconnecting in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _trouble(self, component: str, *, reconnected: bool = False) -> None:
+        if self.on_redis_trouble is not None:
+            self.on_redis_trouble(component, reconnected)
 
     def _find_lost_soon(self) -> None:
         if self._lost_checks:

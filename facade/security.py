@@ -93,6 +93,8 @@ class AuthFailures:
         self._per_minute = per_minute
         #: Addresses over the limit -> the monotonic time their window ends.
         self._blocked: dict[str, float] = {}
+        #: Told of every refusal (the reason), for the metrics.
+        self.on_refused: Callable[[str], None] | None = None
 
     def retry_after(self, address: str) -> int | None:
         """Seconds until `address` may try again, if it is refused now."""
@@ -104,6 +106,11 @@ class AuthFailures:
             del self._blocked[address]
             return None
         return max(1, math.ceil(left))
+
+    def refused(self) -> None:
+        """A request was turned away for its address's failures (counted by `on_refused`)."""
+        if self.on_refused is not None:
+            self.on_refused("auth_rate_limited")
 
     async def failed(self, address: str) -> int | None:
         """Count a failure; seconds to wait if it put the address over the limit."""
@@ -148,6 +155,7 @@ def access_middleware(policy: AccessPolicy, failures: AuthFailures | None = None
         if failures is not None and policy.requires_token:
             wait = failures.retry_after(address)
             if wait is not None:
+                failures.refused()
                 return too_many_failures(wait)
         authorization = request.headers.get("Authorization")
         principal = policy.authenticate(authorization)
@@ -155,6 +163,7 @@ def access_middleware(policy: AccessPolicy, failures: AuthFailures | None = None
             if failures is not None:
                 wait = await failures.failed(address)
                 if wait is not None:
+                    failures.refused()
                     return too_many_failures(wait)
             challenge = 'Bearer realm="toolq"'
             if authorization:

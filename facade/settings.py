@@ -123,6 +123,13 @@ class FacadeSettings:
     #: How often a task's client is asked to poll it (pollInterval).
     task_poll_seconds: Positive = 1.0
     log_level: LogLevel = "INFO"
+    #: `text` (readable lines) or `json` (one object per line).
+    log_format: Literal["text", "json"] = "text"
+    #: One log line per MCP request at INFO (request and job ids, tool, principal, outcome,
+    #: queue wait, run and total time).
+    log_calls: bool = True
+    #: Record metrics (GET /metrics, Prometheus' text format; behind the tokens when set).
+    metrics: bool = True
 
     @property
     def public_url(self) -> str:
@@ -177,6 +184,9 @@ ENVIRONMENT = {
     "task_max_ttl_seconds": "TOOLQ_TASK_MAX_TTL_SECONDS",
     "task_poll_seconds": "TOOLQ_TASK_POLL_SECONDS",
     "log_level": "TOOLQ_LOG_LEVEL",
+    "log_format": "TOOLQ_LOG_FORMAT",
+    "log_calls": "TOOLQ_LOG_CALLS",
+    "metrics": "TOOLQ_METRICS",
 }
 LISTS = frozenset({"tokens", "allowed_origins", "allowed_hosts"})
 

@@ -17,7 +17,7 @@ import shlex
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,10 +301,24 @@ class ComposeService:
         return "build" in self.config
 
 
-def compose_services(env: Mapping[str, str], image: Image | None = None) -> dict[str, ComposeService]:
+def service_enabled(service: Mapping[str, Any], profiles: Collection[str] = ()) -> bool:
+    """Whether `docker compose up` starts the service: one without `profiles` always, one with
+    them only when one of its profiles is selected (`--profile NAME`)."""
+    own = service.get("profiles") or []
+    return not own or any(profile in own for profile in profiles)
+
+
+def compose_services(
+    env: Mapping[str, str], image: Image | None = None, profiles: Collection[str] = ()
+) -> dict[str, ComposeService]:
+    """The services `docker compose up` starts with `profiles` selected (none: the default)."""
     config = load_compose(env)
     image = image or image_config()
-    return {name: ComposeService(name, svc, image) for name, svc in config["services"].items()}
+    return {
+        name: ComposeService(name, svc, image)
+        for name, svc in config["services"].items()
+        if service_enabled(svc, profiles)
+    }
 
 
 def local_command(argv: list[str]) -> list[str]:
@@ -327,7 +341,10 @@ def host_environment() -> dict[str, str]:
 
 
 class ComposeAsProcesses:
-    """Every toolq service of docker-compose.yml as local processes, Redis as a redis-server."""
+    """Every toolq service of docker-compose.yml as local processes, Redis as a redis-server.
+
+    Only the services a plain `docker compose up` starts: those under a profile (`monitoring`:
+    Prometheus and Grafana) are left out, as Compose leaves them out without `--profile`."""
 
     def __init__(self, env: Mapping[str, str], directory: Path, scale: Mapping[str, int] | None = None):
         self.services = compose_services(env)
@@ -336,6 +353,8 @@ class ComposeAsProcesses:
         self.redis = RedisServer(directory)
         self.processes: dict[str, list[Service]] = {}
         self.facade_port: int | None = None
+        #: Each replica's metrics port on 127.0.0.1, by process name ("worker-weather-2").
+        self.metrics_ports: dict[str, int] = {}
 
     @property
     def redis_service(self) -> str:
@@ -349,8 +368,14 @@ class ComposeAsProcesses:
         return f"http://127.0.0.1:{self.facade_port}"
 
     def local_environment(self, service: ComposeService) -> dict[str, str]:
-        """The service's environment with container addresses mapped to this machine."""
+        """The service's environment with container addresses mapped to this machine. The port
+        each replica serves metrics on in its own container (TOOLQ_METRICS_PORT) becomes a free
+        port on 127.0.0.1, one per call, so scaled replicas do not collide."""
         env = {**host_environment(), **service.environment}
+        if "TOOLQ_METRICS_PORT" in env:
+            assert env.get("TOOLQ_METRICS_HOST") == "0.0.0.0", "a scraped port listens on all interfaces"
+            env["TOOLQ_METRICS_HOST"] = "127.0.0.1"
+            env["TOOLQ_METRICS_PORT"] = str(free_port())
         redis_address = f"{self.redis_service}:6379"
         for key, value in env.items():
             parts = urlsplit(value) if "://" in value else None
@@ -371,10 +396,13 @@ class ComposeAsProcesses:
                 continue
             copies = self.scale.get(name, service.replicas)
             args = local_command(service.argv)[1:]
-            env = self.local_environment(service)
-            self.processes[name] = [
-                Service(f"{name}-{n}", args, env, self.directory) for n in range(1, copies + 1)
-            ]
+            self.processes[name] = []
+            for n in range(1, copies + 1):
+                env = self.local_environment(service)
+                process = Service(f"{name}-{n}", args, env, self.directory)
+                if "TOOLQ_METRICS_PORT" in env:
+                    self.metrics_ports[process.name] = int(env["TOOLQ_METRICS_PORT"])
+                self.processes[name].append(process)
 
     def each(self) -> Iterator[tuple[str, Service]]:
         for name, processes in self.processes.items():

@@ -280,6 +280,8 @@ COMPOSE_LINT_ACCEPTED = {
         "worker-weather": "the same locally built toolq image",
         "worker-add": "the same locally built toolq image",
         "redis": "the official image's 7.4 tag follows patch releases; production pins a digest",
+        "prometheus": "monitoring profile: a pinned release of the official image; production pins a digest",
+        "grafana": "monitoring profile: a pinned release of the official image; production pins a digest",
     },
 }
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from arq.connections import create_pool
 
-from workers import contract
+from workers import contract, tracing
 from workers.event_loop import use_fast_event_loop
+from workers.logs import configure as configure_logging
 from workers.runtime import ToolWorker
 from workers.settings import SettingsError, WorkerSettings, parse_args, redis_settings
 from workers.tools import discover, select
@@ -53,11 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
+    tracing.setup("toolq-worker")
     # arq logs every job at INFO; that is per-call noise at our request rates.
     logging.getLogger("arq.worker").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
     try:

@@ -41,6 +41,13 @@ class ClaimedJob:
     job_try: int
     #: The job was aborted before it started.
     aborted: bool
+    #: When it was claimed, by Redis's clock (the clock its score is on): its wait in the queue is
+    #: `claimed_at_ms - score`.
+    claimed_at_ms: int
+
+    @property
+    def queued_ms(self) -> int:
+        return max(0, self.claimed_at_ms - self.score)
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,8 @@ class Outcome:
 def claimed_jobs(answers: list[Any]) -> list[ClaimedJob]:
     """The jobs a claim_jobs script claimed (scripts/claim_jobs.lua), as ClaimedJobs."""
     return [
-        ClaimedJob(raw_id.decode(), int(float(score)), record, int(job_try), bool(aborted))
-        for raw_id, score, record, job_try, aborted in answers
+        ClaimedJob(raw_id.decode(), int(float(score)), record, int(job_try), bool(aborted), int(now))
+        for raw_id, score, record, job_try, aborted, now in answers
     ]
 
 

@@ -100,6 +100,18 @@ def session_index_key(principal: str | None) -> str:
     return f"{PREFIX}:sessions:{principal or ''}"
 
 
+#: Recent per-tool figures for `toolq status`, written by the workers (workers/metrics.py): one
+#: hash per tool and minute with fields `calls`, `errors`, and `w<i>`/`r<i>`, the count of queue
+#: waits/run times in bucket i, whose upper bounds in ms are STATS_BUCKETS_MS (then +inf).
+STATS_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000)
+STATS_KEEP_SECONDS = 15 * 60
+
+
+def stats_key(tool: str, minute: int) -> str:
+    """One tool's figures for one minute (minute: unix time // 60)."""
+    return f"{PREFIX}:stats:{tool}:{minute}"
+
+
 def job_function(tool_name: str) -> str:
     """The arq function name under which a worker registers a tool."""
     return f"tool:{tool_name}"
@@ -165,7 +177,10 @@ class CallResult(TypedDict):
     content: NotRequired[list[dict[str, Any]]]
     error: NotRequired[ToolFailure]
     worker: str
+    #: How long the tool ran.
     duration_ms: float
+    #: How long the job waited in the queue before a worker claimed it (Redis's clock).
+    queued_ms: NotRequired[float]
 
 
 class ToolOutput(TypedDict):
@@ -292,6 +307,8 @@ class WorkerInfo(TypedDict):
     concurrency: NotRequired[int]
     #: How long its claim on a job outlives it: a dead worker's job runs again this late.
     lease_seconds: NotRequired[float]
+    #: Jobs it ran at its last heartbeat.
+    running: NotRequired[int]
 
 
 # --- serialization ----------------------------------------------------------------------------

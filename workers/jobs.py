@@ -33,6 +33,9 @@ IDEMPOTENT_MAX_TRIES = 3
 #: Set in a job's ctx by the job: its CallResult as JSON, serialized once (the worker stores and
 #: pushes those bytes as they are).
 RESULT_JSON = "toolq_result_json"
+#: Set in a job's ctx by the worker: how long the job waited in the queue (ms); the job puts it
+#: in its CallResult, for the facade's latency split (queue wait, run, delivery).
+QUEUED_MS = "toolq_queued_ms"
 
 
 def describe_validation_error(tool_name: str, error: ValidationError) -> str:
@@ -167,6 +170,8 @@ def job_for(
         context = ToolContext(report, write_log)
         started = time.perf_counter()
         result = await run_tool(definition, call.get("arguments") or {}, context, worker_id, run_sync)
+        if QUEUED_MS in ctx:
+            result["queued_ms"] = ctx[QUEUED_MS]
         # One serialization checks both what JSON cannot say and how large the result is.
         try:
             result_json = contract.dumps(result)

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +37,11 @@ class Registration:
     started_at: float = field(default_factory=time.time)
     concurrency: int = 1
     lease_seconds: float = 10.0
+    #: How many jobs the worker runs now (reported with each heartbeat, for `toolq status`).
+    running: Callable[[], int] | None = None
 
     def info(self) -> contract.WorkerInfo:
-        return {
+        info: contract.WorkerInfo = {
             "worker_id": self.worker_id,
             "pool": self.pool,
             "queue": self.queue,
@@ -49,6 +52,9 @@ class Registration:
             "concurrency": self.concurrency,
             "lease_seconds": self.lease_seconds,
         }
+        if self.running is not None:
+            info["running"] = self.running()
+        return info
 
     async def publish(self, redis: Redis, *, announce: bool, prune: bool = True) -> None:
         """Renew this worker's entry (two commands, one round trip: what an idle worker costs

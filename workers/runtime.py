@@ -37,17 +37,21 @@ from arq.utils import timestamp_ms
 from arq.worker import JobExecutionFailed, Worker
 from redis.exceptions import RedisError
 
-from workers import contract
+from workers import contract, tracing
 from workers.claims import ClaimedJob, JobRecords, Outcome
 from workers.definition import ToolDefinition
-from workers.jobs import ARQ_TIMEOUT_MARGIN_SECONDS, RESULT_JSON, job_for
+from workers.jobs import ARQ_TIMEOUT_MARGIN_SECONDS, QUEUED_MS, RESULT_JSON, job_for
 from workers.leases import LeaseKeeper, sync_client
+from workers.logs import fields, trace_id_of
+from workers.metrics import WorkerMetrics
 from workers.pipelined_redis import HotPath, hot_path
 from workers.registry import Registration
 from workers.settings import WorkerSettings, redis_settings
 from workers.sync_tools import SyncToolRunner
 
 log = logging.getLogger("toolq.worker")
+#: One line per job (TOOLQ_LOG_CALLS).
+call_log = logging.getLogger("toolq.jobs")
 loop_time = time.monotonic
 
 #: Every way Redis can fail a command: unreachable, too slow, or refusing it (e.g. OOM when it
@@ -86,10 +90,18 @@ class JobRun:
     job_id: str
     job_try: int
     start_ms: int
+    #: When the job was enqueued and when it was claimed, by Redis's clock.
+    enqueued_ms: int = 0
+    claimed_ms: int = 0
     function_name: str = "<unknown>"
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     enqueue_time_ms: int = 0
+
+    @property
+    def queued_ms(self) -> int:
+        """How long the job waited in the queue before it was claimed."""
+        return max(0, self.claimed_ms - self.enqueued_ms)
 
     def result_record(self, success: bool, result: Any, queue: str) -> bytes:
         """arq's result record of this run, in JSON. A result JSON cannot say is recorded as
@@ -142,6 +154,14 @@ class ToolWorker(Worker):
             pid=os.getpid(),
             concurrency=settings.concurrency,
             lease_seconds=settings.lease_seconds,
+            running=lambda: len(self.tasks),
+        )
+        self.metrics = WorkerMetrics(
+            self.pool_label,
+            settings.worker_id,
+            running=lambda: len(self.tasks),
+            slots=settings.concurrency,
+            enabled=settings.metrics,
         )
         self._extra_shutdown = on_shutdown
         self.sync_runner = SyncToolRunner(settings.sync_processes)
@@ -241,6 +261,10 @@ class ToolWorker(Worker):
             self._taker,
             self.heartbeat,
         ]
+        if self.settings.metrics:
+            self._background.append(asyncio.create_task(self._flush_stats(), name="toolq-stats"))
+            if self.settings.metrics_port:
+                self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         self.leases.start()
         backoff = 0.1
         next_poll = loop_time()
@@ -256,6 +280,7 @@ class ToolWorker(Worker):
             except REDIS_ERRORS as exc:
                 if not self._redis_gap:
                     log.warning("Redis unavailable (%s); retrying", exc)
+                self.metrics.redis_error("worker")
                 self._redis_gap = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
@@ -269,6 +294,7 @@ class ToolWorker(Worker):
     def _note_gap(self) -> None:
         """Redis failed a command: claims hold until it answers again (the main loop sees to it
         at once)."""
+        self.metrics.redis_error("worker")
         self._redis_gap = True
         self._poll_now.set()
 
@@ -439,7 +465,7 @@ class ToolWorker(Worker):
         Left out: cron jobs, the on_job_start/on_job_end hooks, and the log lines arq writes at
         INFO for every job (toolq keeps arq.worker at WARNING).
         """
-        run = JobRun(job.job_id, job.job_try, timestamp_ms())
+        run = JobRun(job.job_id, job.job_try, timestamp_ms(), job.score, job.claimed_at_ms)
         if job.record is None:
             log.warning("job %s expired", run.job_id)
             return await self._fail(run, JobExecutionFailed(contract.ARQ_EXPIRED))
@@ -464,7 +490,13 @@ class ToolWorker(Worker):
             return await self._fail(run, JobExecutionFailed(f"max {max_tries} retries exceeded"))
 
         timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
-        ctx = {**self.ctx, "job_id": run.job_id, "job_try": run.job_try, "score": job.score}
+        ctx = {
+            **self.ctx,
+            "job_id": run.job_id,
+            "job_try": run.job_try,
+            "score": job.score,
+            QUEUED_MS: job.queued_ms,
+        }
         run.start_ms = timestamp_ms()
         # The job runs in this task (arq starts a task of its own for it): an abort cancels this
         # task, and so does a stopping worker; `aborting_tasks` tells the two apart.
@@ -511,6 +543,7 @@ class ToolWorker(Worker):
             call_result = contract.call_result_from_arq_record(record, self.settings.worker_id)
             result_json = contract.dumps(call_result)
         call = run.args[0] if run.args and isinstance(run.args[0], dict) else {}
+        self._record(run, call_result, call)
         outcome = Outcome(
             run.job_id,
             record,
@@ -544,6 +577,59 @@ class ToolWorker(Worker):
             self._finished.set()
 
         await asyncio.shield(store_and_start())
+
+    def _record(self, run: JobRun, result: contract.CallResult, call: dict[str, Any]) -> None:
+        """The job's metrics, recent figures and log line."""
+        tool = run.function_name.removeprefix(contract.job_function(""))
+        error = result.get("error")
+        outcome = "ok" if result.get("ok") else (error["kind"] if error else "tool_error")
+        run_ms = float(result.get("duration_ms") or 0.0)
+        self.metrics.job_done(tool, outcome, run.queued_ms, run_ms)
+        tracer = tracing.tracer()
+        if tracer is not None:
+            tracing.job_spans(
+                tracer,
+                call.get("traceparent"),
+                tool,
+                {
+                    "toolq.job_id": run.job_id,
+                    "toolq.pool": self.pool_label,
+                    "toolq.worker": self.settings.worker_id,
+                },
+                enqueued_ms=run.enqueued_ms,
+                claimed_ms=run.claimed_ms,
+                started_ms=run.start_ms,
+                ran_ms=run_ms,
+                failed=None if outcome == "ok" else outcome,
+            )
+        if self.settings.log_calls:
+            call_log.info(
+                "job %s %s %s",
+                tool,
+                outcome,
+                run.job_id,
+                extra=fields(
+                    event="job",
+                    job_id=run.job_id,
+                    tool=tool,
+                    pool=self.pool_label,
+                    worker=self.settings.worker_id,
+                    outcome=outcome,
+                    job_try=run.job_try,
+                    queue_wait_ms=run.queued_ms,
+                    run_ms=round(run_ms, 3),
+                    trace_id=trace_id_of(call.get("traceparent")),
+                ),
+            )
+
+    async def _flush_stats(self) -> None:
+        """The recent per-tool figures to Redis, every heartbeat (nothing when idle)."""
+        while True:
+            await asyncio.sleep(contract.HEARTBEAT_SECONDS)
+            try:
+                await self.metrics.recent.flush(self.pool)
+            except REDIS_ERRORS as exc:
+                log.debug("recent figures not written (%s)", exc)
 
     async def _hand_back(self, job_id: str) -> None:
         assert self.records is not None
@@ -604,6 +690,8 @@ class ToolWorker(Worker):
             pubsub = self.pool.pubsub()
             try:
                 await pubsub.subscribe(channel)
+                if backoff > 0.1:
+                    self.metrics.redis_reconnect("wake")
                 # Aborts sent while we were not listening are found by this poll.
                 self._poll_now.set()
                 backoff = 0.1
@@ -657,6 +745,7 @@ class ToolWorker(Worker):
 
     async def _on_shutdown(self, ctx: dict[str, Any]) -> None:
         await self.leave()
+        await asyncio.to_thread(tracing.shutdown)  # the spans not exported yet
         if self._taker is not None:
             self._taker.cancel()
         for connection in (self.hot, self.pops):

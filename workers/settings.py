@@ -55,6 +55,8 @@ def environment_values(
             values[field_name] = split(raw) if field_name in lists else raw.strip()
     if "log_level" in values:
         values["log_level"] = values["log_level"].upper()
+    if "log_format" in values:
+        values["log_format"] = values["log_format"].lower()
     return values
 
 
@@ -93,6 +95,15 @@ class WorkerSettings:
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    #: `text` (readable lines) or `json` (one object per line).
+    log_format: Literal["text", "json"] = "text"
+    #: One log line per job at INFO (job, tool, outcome, queue wait, run time).
+    log_calls: bool = True
+    #: Record metrics (Prometheus, and the recent figures `toolq status` reads).
+    metrics: bool = True
+    #: Serve Prometheus metrics at http://metrics_host:metrics_port/metrics; 0: not served.
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    metrics_host: str = "127.0.0.1"
 
     def pool_name(self, served: list[str]) -> str:
         return self.pool or "+".join(sorted(served))
@@ -117,6 +128,11 @@ ENVIRONMENT = {
     "lease_seconds": "TOOLQ_JOB_LEASE_SECONDS",
     "worker_id": "TOOLQ_WORKER_ID",
     "log_level": "TOOLQ_LOG_LEVEL",
+    "log_format": "TOOLQ_LOG_FORMAT",
+    "log_calls": "TOOLQ_LOG_CALLS",
+    "metrics": "TOOLQ_METRICS",
+    "metrics_port": "TOOLQ_METRICS_PORT",
+    "metrics_host": "TOOLQ_METRICS_HOST",
 }
 LISTS = frozenset({"tools", "tool_modules"})
 #: The flag of each setting that has one, for the messages.

@@ -63,7 +63,11 @@ def traceparent(params: Mapping[str, Any]) -> str | None:
     """The request's W3C trace context (SEP-414), if valid; malformed context is ignored, as
     W3C Trace Context asks, never an error."""
     meta = params.get("_meta")
-    value = meta.get("traceparent") if isinstance(meta, dict) else None
+    return valid_traceparent(meta.get("traceparent") if isinstance(meta, dict) else None)
+
+
+def valid_traceparent(value: Any) -> str | None:
+    """`value` if it is a well-formed W3C traceparent, else None."""
     return value if isinstance(value, str) and _TRACEPARENT.match(value) else None
 
 

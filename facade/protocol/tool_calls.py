@@ -91,6 +91,8 @@ class ToolOutcome:
     kind: FailureKind | None = None
     worker: str | None = None
     duration_ms: float | None = None
+    #: How long the job waited in the queue before a worker took it.
+    queued_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -474,6 +474,31 @@ def client_cost_section(measured: dict[str, Any]) -> str:
     )
 
 
+def operations_section(measured: dict[str, Any]) -> str:
+    names = [name for name in measured["runs"][0]["operations"] if name != "spans_received"]
+    base = names[0]
+
+    def figure(name: str, part: str, key: str) -> Callable[[dict[str, Any]], float | None]:
+        return lambda run: run["operations"][name][part][key]
+
+    rows = []
+    for name in names:
+        p50, base_p50 = figure(name, "sequential", "p50_ms"), figure(base, "sequential", "p50_ms")
+        rate, base_rate = figure(name, "load", "calls_per_s"), figure(base, "load", "calls_per_s")
+        rows.append([
+            name,
+            spread(per_pass(measured, p50), 3),
+            spread(paired(measured, p50, base_p50), 2, "x"),
+            spread(per_pass(measured, rate), 0),
+            spread(paired(measured, rate, base_rate), 2, "x"),
+        ])  # fmt: skip
+    spans = spread(per_pass(measured, lambda run: run["operations"]["spans_received"]), 0)
+    return (
+        table(["toolq with", "sequential p50 ms", "vs all off", "calls/s, 32 callers", "vs all off"], rows)
+        + f"\n\nSpans received by the OTLP receiver in a pass: {spans}."
+    )
+
+
 def measured_in_passes(measured: dict[str, Any], scenario: str) -> bool:
     return bool(measured["runs"]) and scenario in measured["runs"][0]
 
@@ -495,6 +520,12 @@ CLIENT_NOTE = (
     "The earlier benchmark (`tests/benchmarks/latency.py`) drove the servers through aiohttp's ClientSession "
     "and read toolq at about 0.7x the SDK's throughput at 32 callers where other harnesses read about 1x. "
     "The same load through both clients, in this run:"
+)
+OPERATIONS_NOTE = (
+    "toolq with one worker, `add` in the stateless era, with its operational features off and then on "
+    "one by one: Prometheus metrics (TOOLQ_METRICS), a log line per call in the facade and per job in "
+    "the worker (TOOLQ_LOG_CALLS; the default has both on), and OpenTelemetry traces exported over OTLP "
+    "to a real receiver running in the suite's own process."
 )
 CLIENT_WHY = (
     "On two cores the client shares the cores with the servers: each millisecond of client CPU is one the "
@@ -552,6 +583,8 @@ def sections(measured: dict[str, Any], plots: bool) -> list[tuple[str, list[str]
             f"{arq['calls']} sequential calls: p50 {arq['p50_ms']:,.1f} ms, p99 {arq['p99_ms']:,.1f} ms."
         )
         found.append(("arq with its defaults", [line]))
+    if measured_in_passes(measured, "operations"):
+        found.append(("What metrics, logs and traces cost", [OPERATIONS_NOTE, operations_section(measured)]))
     if measured_in_passes(measured, "client_cost"):
         found.append(("The client's own cost", [CLIENT_NOTE, client_cost_section(measured), CLIENT_WHY]))
     return found

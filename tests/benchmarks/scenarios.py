@@ -183,6 +183,45 @@ async def io_bound(running: Running, callers: int, seconds: float) -> dict[str, 
     return run.summary()
 
 
+async def alternating(
+    targets: dict[str, Running], sizes: Sizes, rounds: int = 6
+) -> dict[str, dict[str, Any]]:
+    """Sequential calls and a closed loop of `pool_callers` on each target, in alternating rounds
+    (stateless era): per target its sequential p50 and its calls/s."""
+    opened = {}
+    for name, running in targets.items():
+        endpoint = await _opened(running, STATELESS)
+        (single,) = await open_callers(endpoint, 1, timed_add)
+        opened[name] = (
+            single,
+            await open_callers(endpoint, sizes.pool_callers, timed_add),
+            meter_of(running),
+        )
+    latencies: dict[str, list[float]] = {name: [] for name in targets}
+    calls: dict[str, int] = dict.fromkeys(targets, 0)
+    seconds: dict[str, float] = dict.fromkeys(targets, 0.0)
+    try:
+        for number in range(rounds):
+            order = list(opened) if number % 2 == 0 else list(opened)[::-1]
+            for name in order:
+                single, many, meter = opened[name]
+                run = await sequential(single, max(1, sizes.sequential_calls // rounds), timed_add, meter)
+                latencies[name] += run.latencies_ms
+                load = await closed_loop(many, sizes.load_seconds / rounds, timed_add, meter)
+                calls[name] += load.calls
+                seconds[name] += load.seconds
+    finally:
+        for single, many, _ in opened.values():
+            await close_callers([single, *many])
+    return {
+        name: {
+            "sequential": {"p50_ms": percentile(latencies[name], 50), "calls": len(latencies[name])},
+            "load": {"calls_per_s": calls[name] / seconds[name] if seconds[name] else math.nan},
+        }
+        for name in targets
+    }
+
+
 # --- what a system costs besides calls ----------------------------------------------------------
 
 

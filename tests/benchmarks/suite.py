@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import signal
@@ -25,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
+
+from otlp_receiver import OtlpReceiver
 
 from benchmarks import report, scenarios, systems
 from benchmarks.machine import describe_machine
@@ -90,6 +93,40 @@ async def io_pass(sizes: Sizes, ordered: list[str]) -> dict[str, Any]:
     return measured
 
 
+#: What operations cost: toolq with its operational features off, then on one by one. The
+#: default is metrics and a log line per call on; traces go to a real OTLP receiver in this
+#: process (the suite's client shares it: its CPU counts as the client's).
+OPERATIONS = {
+    "all off": {"TOOLQ_METRICS": "0", "TOOLQ_LOG_CALLS": "0"},
+    "metrics": {"TOOLQ_LOG_CALLS": "0"},
+    "metrics and logs (default)": {},
+    "metrics, logs and traces": {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    },
+}
+
+
+async def operations_pass(sizes: Sizes, _ordered: list[str]) -> dict[str, Any]:
+    """Every setting of OPERATIONS on a toolq of its own, all running at once (an idle one costs
+    next to nothing), measured in alternating rounds so that the machine's drift hits all alike."""
+    receiver = OtlpReceiver()
+    await receiver.start()
+    try:
+        with contextlib.ExitStack() as running_stacks:
+            targets = {}
+            for name, settings in OPERATIONS.items():
+                env = dict(settings)
+                if "OTEL_TRACES_EXPORTER" in env:
+                    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+                targets[name] = running_stacks.enter_context(systems.toolq(1, env=env))
+            measured = await scenarios.alternating(targets, sizes)
+    finally:
+        await receiver.stop()
+    measured["spans_received"] = len(receiver.spans)
+    return measured
+
+
 async def idle_once(sizes: Sizes) -> dict[str, Any]:
     with systems.toolq(0) as running:
         await asyncio.sleep(1.0)
@@ -135,6 +172,7 @@ REPEATED: dict[str, tuple[str, Callable[[Sizes, list[str]], Awaitable[dict[str, 
     "pools": ("throughput by workers in one pool", pools_pass),
     "io": (f"an I/O-bound tool ({scenarios.IO_MS} ms)", io_pass),
     "client_cost": ("the client's own cost", client_pass),
+    "operations": ("what metrics, logs and traces cost", operations_pass),
 }
 ONCE: dict[str, tuple[str, Callable[[Sizes], Awaitable[dict[str, Any]]]]] = {
     "idle": ("idle cost: Redis commands per second", idle_once),

@@ -15,17 +15,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis as redis_sync
 from real_processes import RedisServer, Service, Stack, free_port, port_open, wait_until
-
-from workers import contract
 
 TESTS = Path(__file__).resolve().parent.parent
 #: The module that serves the benchmark's I/O-bound tool, importable with tests/ on PYTHONPATH.
@@ -83,11 +79,14 @@ def reference(name: str) -> Iterator[Running]:
 
 
 @contextlib.contextmanager
-def toolq(workers: int, *, tools: str = "add", concurrency: int | None = None) -> Iterator[Running]:
-    """A redis-server, a facade and `workers` workers serving `tools` in one pool."""
+def toolq(
+    workers: int, *, tools: str = "add", concurrency: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[Running]:
+    """A redis-server, a facade and `workers` workers serving `tools` in one pool (`env`: more
+    settings for all of them)."""
     with tempfile.TemporaryDirectory(prefix="toolq-bench-") as tmp:
         redis = RedisServer(Path(tmp))
-        stack = Stack(redis, Path(tmp), _env())
+        stack = Stack(redis, Path(tmp), {**_env(), **(env or {})})
         try:
             redis.start()
             facade, url = stack.facade()
@@ -124,15 +123,3 @@ def arq_defaults() -> Iterator[Running]:
         finally:
             stack.stop_all()
             redis.stop()
-
-
-def live_workers(running: Running) -> int:
-    client = running.redis()
-    try:
-        return int(client.zcount(contract.WORKERS_LIVE, int(time.time() * 1000), "+inf"))
-    finally:
-        client.close()
-
-
-def python() -> str:
-    return sys.executable

@@ -12,7 +12,8 @@
 --
 -- `take` = {worker id, lease ms, the queue, the abort set, in-progress prefix, job prefix,
 -- retry prefix}. Returns, per claimed job (at most `room`, in order):
--- {its id, its score, its record (false once it expired), its try, 1 if it was aborted before it started}.
+-- {its id, its score, its record (false once it expired), its try, 1 if it was aborted before it
+-- started, now by Redis's clock (its wait in the queue is now minus its score)}.
 local function claim_jobs(ids, room, take)
   local worker, lease, queue, abort = take[1], take[2], take[3], take[4]
   local time = redis.call('TIME')
@@ -28,7 +29,7 @@ local function claim_jobs(ids, room, take)
         local retry = take[7] .. id
         local try = redis.call('INCR', retry)
         redis.call('EXPIRE', retry, 88400)
-        claimed[#claimed + 1] = {id, score, record, try, redis.call('ZREM', abort, id)}
+        claimed[#claimed + 1] = {id, score, record, try, redis.call('ZREM', abort, id), now}
         room = room - 1
       else
         redis.call('DEL', in_progress)
