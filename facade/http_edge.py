@@ -8,6 +8,7 @@ handshake-era GET opens its session's notification stream, which facade/listener
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from typing import Any
@@ -163,7 +164,9 @@ class McpEndpoint:
             return await self._post(request, record)
         finally:
             forget(token)
-            self.requests.done(record)
+            # After the answer is written (the handler's task goes on to write it first): the
+            # metrics, span and log line are nobody's wait.
+            asyncio.get_running_loop().call_soon(self.requests.done, record)
 
     async def _post(self, request: web.Request, record: Observed) -> web.StreamResponse:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()

@@ -543,7 +543,6 @@ class ToolWorker(Worker):
             call_result = contract.call_result_from_arq_record(record, self.settings.worker_id)
             result_json = contract.dumps(call_result)
         call = run.args[0] if run.args and isinstance(run.args[0], dict) else {}
-        self._record(run, call_result, call)
         outcome = Outcome(
             run.job_id,
             record,
@@ -577,6 +576,8 @@ class ToolWorker(Worker):
             self._finished.set()
 
         await asyncio.shield(store_and_start())
+        # Once the result is on its way: the metrics, span and log line are nobody's wait.
+        self._record(run, call_result, call)
 
     def _record(self, run: JobRun, result: contract.CallResult, call: dict[str, Any]) -> None:
         """The job's metrics, recent figures and log line."""

@@ -179,8 +179,9 @@ ONCE: dict[str, tuple[str, Callable[[Sizes], Awaitable[dict[str, Any]]]]] = {
     "memory": ("memory per waiting call and per session", memory_once),
     "arq": ("arq with its defaults", arq_once),
 }
-#: After a burst of calls, long enough for every worker's poll to go back to its idle pace.
-SETTLE_SECONDS = 3.0
+#: After a burst of calls, long enough for every worker's poll to go back to its idle pace and
+#: its last recent figures to be written (with its next heartbeat).
+SETTLE_SECONDS = 6.0
 
 
 async def run_suite(sizes: Sizes, only: set[str]) -> dict[str, Any]:
