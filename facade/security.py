@@ -20,6 +20,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Paths that answer probes (load balancers, compose, Kubernetes) without credentials.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+#: Paths an observer token (TOOLQ_OBSERVER_TOKENS) may read: what is measured, never a tool.
+OBSERVER_PATHS = frozenset({"/metrics", "/status"})
+#: What `AccessPolicy.authenticate` says of a good observer token presented anywhere else.
+OUT_OF_SCOPE = ":out-of-scope"  # no token name has a colon
 #: Where the middleware leaves the principal of a request: the name of its token, or None
 #: when authentication is off.
 PRINCIPAL = web.RequestKey("principal", str)
@@ -32,9 +36,22 @@ def _host_only(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def _matching(presented: bytes, tokens: tuple[tuple[str, bytes], ...]) -> str | None:
+    """The name of the token `presented` is, compared with every one of them, always: the time
+    taken says nothing about which one matched."""
+    name = None
+    for candidate, secret in tokens:
+        if hmac.compare_digest(presented, secret):
+            name = candidate
+    return name
+
+
 class AccessPolicy:
     def __init__(self, settings: FacadeSettings):
         self._tokens = tuple((name, secret.encode()) for name, secret in map(named_token, settings.tokens))
+        self._observers = tuple(
+            (name, secret.encode()) for name, secret in map(named_token, settings.observer_tokens)
+        )
         self._origins = {origin.rstrip("/").lower() for origin in settings.allowed_origins}
         self._hosts = {host.lower() for host in settings.allowed_hosts}
         # Bound to loopback, only loopback names may appear in Host: that defeats DNS rebinding.
@@ -59,20 +76,22 @@ class AccessPolicy:
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
 
-    def authenticate(self, authorization: str | None) -> str | bool | None:
+    def authenticate(self, authorization: str | None, *, observing: bool = False) -> str | bool | None:
         """The principal of a request: its token's name; None with authentication off; False
-        for a missing or wrong token."""
+        for a missing or wrong token. An observer token names its principal where `observing`
+        (OBSERVER_PATHS); anywhere else it is OUT_OF_SCOPE."""
         if not self._tokens:
             return None
         if not authorization or authorization[:7].lower() != "bearer ":
             return False
         presented = authorization[7:].strip().encode()
-        # Compare with every token, always: the time taken says nothing about which one matched.
-        principal: str | bool = False
-        for name, secret in self._tokens:
-            if hmac.compare_digest(presented, secret):
-                principal = name
-        return principal
+        principal = _matching(presented, self._tokens)
+        observer = _matching(presented, self._observers)
+        if principal is not None:
+            return principal
+        if observer is not None:
+            return observer if observing else OUT_OF_SCOPE
+        return False
 
     @property
     def requires_token(self) -> bool:
@@ -158,7 +177,17 @@ def access_middleware(policy: AccessPolicy, failures: AuthFailures | None = None
                 failures.refused()
                 return too_many_failures(wait)
         authorization = request.headers.get("Authorization")
-        principal = policy.authenticate(authorization)
+        principal = policy.authenticate(authorization, observing=request.path in OBSERVER_PATHS)
+        if principal == OUT_OF_SCOPE:
+            # RFC 6750: a good token that does not grant this resource.
+            return web.json_response(
+                {
+                    "error": "insufficient_scope",
+                    "error_description": "this token may read /metrics and /status only",
+                },
+                status=403,
+                headers={"WWW-Authenticate": 'Bearer realm="toolq", error="insufficient_scope"'},
+            )
         if principal is False:
             if failures is not None:
                 wait = await failures.failed(address)

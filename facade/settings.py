@@ -72,6 +72,10 @@ class FacadeSettings:
     #: Bearer tokens accepted on /mcp, each `name:secret` or a bare secret; empty means no
     #: authentication. The name is the principal: what a token's sessions belong to.
     tokens: tuple[str, ...] = ()
+    #: Bearer tokens that may read GET /metrics and GET /status and nothing else (Prometheus',
+    #: a dashboard's), each `name:secret` or a bare secret: a leaked scrape token calls no tool.
+    #: They need TOOLQ_TOKENS: without call tokens there is nothing to keep /mcp behind.
+    observer_tokens: tuple[str, ...] = ()
     #: Listening beyond loopback without tokens is refused unless this is set.
     allow_unauthenticated: bool = False
     #: Origins allowed besides loopback ones (scheme://host[:port]); "*" allows any.
@@ -140,6 +144,11 @@ class FacadeSettings:
 
     def check_exposure(self) -> str | None:
         """Why these settings must not be served, or None."""
+        if self.observer_tokens and not self.tokens:
+            return (
+                "TOOLQ_OBSERVER_TOKENS is set without TOOLQ_TOKENS: /metrics and /status would "
+                "need a token while /mcp needs none; set TOOLQ_TOKENS too, or neither"
+            )
         if not is_loopback(self.host) and not self.tokens and not self.allow_unauthenticated:
             return (
                 f"refusing to listen on {self.host} without authentication: set TOOLQ_TOKENS "
@@ -159,6 +168,7 @@ ENVIRONMENT = {
     "port": "TOOLQ_PORT",
     "redis_url": "REDIS_URL",
     "tokens": "TOOLQ_TOKENS",
+    "observer_tokens": "TOOLQ_OBSERVER_TOKENS",
     "allow_unauthenticated": "TOOLQ_ALLOW_UNAUTHENTICATED",
     "allowed_origins": "TOOLQ_ALLOWED_ORIGINS",
     "allowed_hosts": "TOOLQ_ALLOWED_HOSTS",
@@ -188,7 +198,7 @@ ENVIRONMENT = {
     "log_calls": "TOOLQ_LOG_CALLS",
     "metrics": "TOOLQ_METRICS",
 }
-LISTS = frozenset({"tokens", "allowed_origins", "allowed_hosts"})
+LISTS = frozenset({"tokens", "observer_tokens", "allowed_origins", "allowed_hosts"})
 
 
 def checked(cls: type[FacadeSettings], values: dict[str, Any]) -> FacadeSettings:

@@ -8,6 +8,8 @@ separate worker processes.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -141,3 +143,35 @@ async def test_a_job_whose_worker_was_killed_runs_again_on_another(tmp_path: Pat
             assert result.structured_content["country"] == "France"
             assert (result.meta or {}).get("toolq/worker") == "weather-b"
             assert weather_api.count("/v1/forecast") == 2
+
+
+def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m workers --check`, the probe compose and Kubernetes run."""
+    return subprocess.run(
+        [sys.executable, "-m", "workers", "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_the_liveness_check_knows_its_pool_and_answers_at_once_without_redis(tmp_path: Path):
+    with running_stack(tmp_path) as stack:
+        env = {**stack.env, "TOOLQ_TOOLS": "add"}
+        assert run_check(env).returncode == 1, "no worker yet"
+        stack.worker("add-1", "--tools", "add")
+        await asyncio.to_thread(stack.wait_for_workers, "add-1")
+        alive = run_check(env)
+        assert alive.returncode == 0, alive.stderr
+        other = run_check({**env, "TOOLQ_TOOLS": "weather"})
+        assert other.returncode == 1, "another pool's worker is not this pool's"
+        assert "no worker of pool" in other.stderr
+
+        stack.redis.stop()
+        gone = run_check(env)
+        assert gone.returncode == 1
+        assert "Redis did not answer" in gone.stderr
+        assert "Traceback" not in gone.stderr
+        assert "retries remaining" not in gone.stderr, "a probe tries once (arq retries 5 times, 1 s apart)"

@@ -594,10 +594,11 @@ def test_every_container_s_environment_is_one_toolq_reads_and_accepts(built):
 
 def test_the_facade_takes_its_tokens_from_the_generated_secret(built):
     (secret,) = of_kind(built, "Secret")
-    (variable,) = [v for v in only_container(facade(built))["env"] if v["name"] == "TOOLQ_TOKENS"]
-    reference = variable["valueFrom"]["secretKeyRef"]
-    assert reference["name"] == secret["metadata"]["name"]
-    assert reference["key"] in secret["data"]
+    env = {v["name"]: v for v in only_container(facade(built))["env"]}
+    for name in ("TOOLQ_TOKENS", "TOOLQ_OBSERVER_TOKENS"):
+        reference = env[name]["valueFrom"]["secretKeyRef"]
+        assert reference["name"] == secret["metadata"]["name"], name
+        assert reference["key"] in secret["data"], name
 
 
 def test_the_example_tokens_are_obvious_placeholders(built):

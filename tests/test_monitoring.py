@@ -355,13 +355,15 @@ def test_prometheus_service_refuses_to_start_without_a_token(tmp_path, compose):
     assert not (tmp_path / "args").exists()
 
 
-def test_facade_accepts_the_metrics_token_as_the_principal_prometheus():
+def test_facade_accepts_the_metrics_token_as_the_observer_prometheus():
     env = {**read_env_file(ENV_EXAMPLE), "TOOLQ_TOKENS": TOKEN}
-    tokens = load_compose(env)["services"]["facade"]["environment"]["TOOLQ_TOKENS"]
-    assert tokens == TOKEN, "no metrics token, no extra token"
+    facade_env = load_compose(env)["services"]["facade"]["environment"]
+    assert facade_env["TOOLQ_TOKENS"] == TOKEN
+    assert not facade_env.get("TOOLQ_OBSERVER_TOKENS"), "no metrics token, no observer token"
     env["TOOLQ_METRICS_TOKEN"] = "metrics-secret"
-    tokens = load_compose(env)["services"]["facade"]["environment"]["TOOLQ_TOKENS"]
-    assert tokens.split(",") == [TOKEN, "prometheus:metrics-secret"]
+    facade_env = load_compose(env)["services"]["facade"]["environment"]
+    assert facade_env["TOOLQ_TOKENS"] == TOKEN, "the scrape token is no call token"
+    assert facade_env["TOOLQ_OBSERVER_TOKENS"] == "prometheus:metrics-secret"
 
 
 # --- the compose profile ----------------------------------------------------------------------------

@@ -64,6 +64,31 @@ async def test_health_endpoints_need_no_token(make_facade):
     assert (await ready.json())["status"] == "ready"
 
 
+async def test_an_observer_token_reads_metrics_and_status_but_calls_nothing(make_facade, start_worker):
+    await start_worker()
+    client = await make_facade(tokens=("alice:call-secret",), observer_tokens=("prometheus:scrape-secret",))
+    observer = {"Authorization": "Bearer scrape-secret"}
+    caller = {"Authorization": "Bearer call-secret"}
+    for path in ("/metrics", "/status"):
+        assert (await client.client.get(path)).status == 401, path
+        assert (await client.client.get(path, headers=observer)).status == 200, path
+    params = {"protocolVersion": "2025-11-25"}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    status, body, headers = await client.post(initialize, session=False, headers=observer)
+    assert status == 403
+    assert body["error"] == "insufficient_scope"
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
+    status, _, _ = await client.post(initialize, session=False, headers=caller)
+    assert status == 200, "the call token still works"
+    assert (await client.client.get("/metrics", headers=caller)).status == 200
+
+
+def test_observer_tokens_without_call_tokens_are_refused_at_start():
+    refusal = FacadeSettings(observer_tokens=("prometheus:s",)).check_exposure()
+    assert refusal is not None and "TOOLQ_TOKENS" in refusal
+    assert FacadeSettings(tokens=("t",), observer_tokens=("prometheus:s",)).check_exposure() is None
+
+
 def test_token_check_accepts_only_exact_bearer_tokens():
     policy = AccessPolicy(FacadeSettings(tokens=("t0ken",)))
     assert policy.authenticate("Bearer t0ken") is not False

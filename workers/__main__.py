@@ -7,9 +7,11 @@ import logging
 import socket
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from arq.connections import create_pool
+from redis.exceptions import RedisError
 
 from workers import contract, tracing
 from workers.event_loop import use_fast_event_loop
@@ -19,6 +21,9 @@ from workers.settings import SettingsError, WorkerSettings, parse_args, redis_se
 from workers.tools import discover, select
 from workers.weather import aclose_providers
 
+#: How long `--check` waits for Redis before it says the worker is not alive.
+CHECK_TIMEOUT_SECONDS = 3
+
 
 async def check_alive(settings: WorkerSettings, pool: str) -> bool:
     """Liveness of the workers on this host (in a container: this replica) serving `pool`.
@@ -26,7 +31,9 @@ async def check_alive(settings: WorkerSettings, pool: str) -> bool:
     A worker renews its registry entry every few seconds from its event loop, so a worker whose
     loop is stuck, or that lost Redis, drops out within WORKER_TTL_SECONDS.
     """
-    redis = await create_pool(redis_settings(settings.redis_url), retry=0)
+    # One attempt, briefly: a probe wants a prompt answer, and Redis gone is an answer.
+    quick = replace(redis_settings(settings.redis_url), conn_retries=0, conn_timeout=CHECK_TIMEOUT_SECONDS)
+    redis = await create_pool(quick, retry=0)
     try:
         now_ms = int(time.time() * 1000)
         ids = await redis.zrangebyscore(contract.WORKERS_LIVE, now_ms, "+inf")
@@ -74,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.check:
         pool = settings.pool_name([d.name for d in definitions])
-        return 0 if asyncio.run(check_alive(settings, pool)) else 1
+        try:
+            alive = asyncio.run(check_alive(settings, pool))
+        except (RedisError, OSError) as exc:
+            print(f"not alive: Redis did not answer ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return 1
+        if not alive:
+            print(f"not alive: no worker of pool {pool!r} on this host renewed its entry", file=sys.stderr)
+        return 0 if alive else 1
     use_fast_event_loop()
     worker = ToolWorker(definitions, settings, on_shutdown=close_tool_resources)
     worker.run()

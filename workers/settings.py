@@ -7,10 +7,12 @@ duration) is a SettingsError at start-up that names the variable, never a traceb
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, field, replace
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +35,19 @@ def redis_settings(url: str) -> RedisSettings:
     if "ssl_check_hostname" in tls:
         tls["ssl_check_hostname"] = tls["ssl_check_hostname"].lower() in ("1", "true", "yes")
     return replace(settings, **tls)
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may use: those its affinity allows, fewer when a cgroup (v2) quota
+    (a container's `cpus`, a pod's CPU limit) allows less; os.cpu_count() says the host's."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2, or no limit
+    return cpus
 
 
 def _names(value: str | None) -> tuple[str, ...] | None:
@@ -81,7 +96,7 @@ class WorkerSettings:
     max_result_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     #: Child processes that run plain-`def` tools (where a timeout can end them); calls beyond
     #: this many wait for one, within their timeout.
-    sync_processes: Annotated[int, Field(ge=1)] = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    sync_processes: Annotated[int, Field(ge=1)] = field(default_factory=lambda: max(2, usable_cpus()))
     #: Seconds a SIGTERM waits for running jobs before handing them back to the queue.
     drain_seconds: Annotated[float, Field(ge=0)] = 30.0
     #: Seconds between safety-net polls of an idle pool's queue (jobs arrive on the ready list;
