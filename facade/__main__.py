@@ -7,19 +7,19 @@ import sys
 from aiohttp import web
 
 from facade.app import create_app
+from facade.process_group import Member, supervise
 from facade.settings import FacadeSettings, SettingsError, parse_args, redact_url
 from workers import tracing
 from workers.event_loop import use_fast_event_loop
 from workers.logs import configure as configure_logging
 
 
-def serve(settings: FacadeSettings) -> None:
+def serve(settings: FacadeSettings, member: Member | None = None) -> None:
     loop = use_fast_event_loop()
-    app = create_app(settings)
-    print(
-        f"toolq facade: MCP at {settings.public_url} (Redis {redact_url(settings.redis_url)}, {loop})",
-        flush=True,
-    )
+    app = create_app(settings, member=member)
+    one_of = f", {member.label}" if member is not None else ""
+    redis = redact_url(settings.redis_url)
+    print(f"toolq facade: MCP at {settings.public_url} (Redis {redis}, {loop}{one_of})", flush=True)
     # handler_cancellation: a client that disconnects cancels its call, which aborts the job.
     web.run_app(
         app,
@@ -29,6 +29,8 @@ def serve(settings: FacadeSettings) -> None:
         access_log=None,
         print=None,
         shutdown_timeout=10,
+        # The processes of one facade share the port; the kernel spreads connections over them.
+        reuse_port=member is not None or None,
     )
     tracing.shutdown()  # the spans not exported yet
 
@@ -39,13 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
-    tracing.setup("toolq-facade")
     refusal = settings.check_exposure()
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
-    serve(settings)
+    member = Member.from_env()
+    if member is None and settings.processes > 1:
+        # The supervisor serves nothing itself: its members log and trace.
+        print(f"toolq facade: {settings.processes} processes on {settings.public_url}", flush=True)
+        return supervise(sys.argv[1:] if argv is None else argv, settings.processes)
+    configure_logging(settings.log_level, settings.log_format)
+    tracing.setup("toolq-facade")
+    serve(settings, member)
     return 0
 
 

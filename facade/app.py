@@ -18,6 +18,7 @@ from facade.http_edge import McpEndpoint
 from facade.inflight import InflightRegistry
 from facade.listeners import Listeners
 from facade.metrics import FacadeMetrics
+from facade.process_group import Member
 from facade.protocol.core import McpCore
 from facade.protocol.server_info import ServerIdentity
 from facade.queue_client import QueueClient
@@ -41,6 +42,8 @@ CALLS = web.AppKey("calls", QueuedToolCalls)
 #: The open notification streams (to_session, to_task_watchers).
 LISTENERS = web.AppKey("listeners", Listeners)
 METRICS = web.AppKey("metrics", FacadeMetrics)
+#: Set when this facade is one process of several on one port (TOOLQ_FACADE_PROCESSES).
+MEMBER = web.AppKey("member", Member)
 
 
 def server_version() -> str:
@@ -58,8 +61,11 @@ def connect_redis(url: str, *, max_connections: int = 128) -> ArqRedis:
     return ArqRedis(pool_or_conn=pool, job_serializer=contract.dumps, job_deserializer=contract.loads)
 
 
-def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.Application:
-    """The facade. Pass `redis` to share a connection (tests); otherwise one is made from settings."""
+def create_app(
+    settings: FacadeSettings, redis: ArqRedis | None = None, member: Member | None = None
+) -> web.Application:
+    """The facade. Pass `redis` to share a connection (tests); otherwise one is made from settings.
+    `member`: which process of a facade of several this is (facade/process_group.py)."""
     owns_redis = redis is None
     client = redis if redis is not None else connect_redis(settings.redis_url)
     failures = AuthFailures(client, settings.auth_failures_per_minute)
@@ -136,6 +142,9 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
     )
     app[REDIS] = client
     app[METRICS] = metrics
+    if member is not None:
+        app[MEMBER] = member
+        app.cleanup_ctx.append(member.metrics_site(metrics.render_own))
     app[QUEUE] = queue
     app[CALLS] = calls
     app[LISTENERS] = listeners
@@ -166,8 +175,11 @@ def create_app(settings: FacadeSettings, redis: ArqRedis | None = None) -> web.A
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """Prometheus' text format (behind the tokens when they are set, like /mcp)."""
-    body = await request.app[METRICS].render()
+    """Prometheus' text format (behind the tokens when they are set, like /mcp); in a facade of
+    several processes, the figures of all of them."""
+    member = request.app.get(MEMBER)
+    siblings = await member.sibling_metrics() if member is not None else None
+    body = await request.app[METRICS].render(siblings)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

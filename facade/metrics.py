@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from facade.catalog import Catalog
 from facade.errors import StoreUnavailable
+from facade.metrics_merge import merge_expositions
 from facade.observed import Observed
 from workers import contract
 from workers.call_metrics import LabeledCounter, LabeledHistogram, redis_trouble_counters
@@ -207,7 +208,9 @@ class FacadeMetrics:
         self._sessions: int | None = None
         self._sessions_at = float("-inf")
         self._refresh = asyncio.Lock()
-        registry.register(_PoolCollector(lambda: self._figures))
+        #: What Redis says, the same in every process and replica: never summed across them.
+        self.shared = CollectorRegistry(auto_describe=True)
+        self.shared.register(_PoolCollector(lambda: self._figures))
 
     def _split(self, name: str, what: str) -> LabeledHistogram:
         histogram = LabeledHistogram(name, f"A call's time: {what}.", ["tool"], SPLIT_BUCKETS)
@@ -249,10 +252,19 @@ class FacadeMetrics:
         else:
             self.redis_errors.labels(component).inc()
 
-    async def render(self) -> bytes:
-        """The text format, with the pool figures read from Redis first (when stale)."""
-        await self._refresh_figures()
+    def render_own(self) -> bytes:
+        """This process's own figures (what a sibling process adds to its own), text format."""
         return generate_latest(self.registry)
+
+    async def render(self, siblings: list[bytes] | None = None) -> bytes:
+        """The text format: this process's figures, summed with those of its `siblings` (the
+        other processes of a facade started with TOOLQ_FACADE_PROCESSES), then the pool figures
+        read from Redis (when stale)."""
+        await self._refresh_figures()
+        own = generate_latest(self.registry)
+        if siblings:
+            own = merge_expositions([own, *siblings])
+        return own + generate_latest(self.shared)
 
     async def _refresh_figures(self) -> None:
         async with self._refresh:

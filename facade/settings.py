@@ -69,6 +69,9 @@ class FacadeSettings:
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     redis_url: str = DEFAULT_REDIS_URL
+    #: Processes answering on the port (SO_REUSEPORT; facade/process_group.py): one answers on
+    #: one core, so where the facade is the bound, more take more calls.
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
     #: Bearer tokens accepted on /mcp, each `name:secret` or a bare secret; empty means no
     #: authentication. The name is the principal: what a token's sessions belong to.
     tokens: tuple[str, ...] = ()
@@ -167,6 +170,7 @@ ENVIRONMENT = {
     "host": "TOOLQ_HOST",
     "port": "TOOLQ_PORT",
     "redis_url": "REDIS_URL",
+    "processes": "TOOLQ_FACADE_PROCESSES",
     "tokens": "TOOLQ_TOKENS",
     "observer_tokens": "TOOLQ_OBSERVER_TOKENS",
     "allow_unauthenticated": "TOOLQ_ALLOW_UNAUTHENTICATED",
@@ -223,6 +227,11 @@ def parse_args(argv: list[str] | None = None) -> FacadeSettings:
     parser.add_argument("--port", type=int, help=f"port (env TOOLQ_PORT; default {base.port})")
     parser.add_argument("--redis-url", help=f"Redis URL (env REDIS_URL; default {DEFAULT_REDIS_URL})")
     parser.add_argument(
+        "--processes",
+        type=int,
+        help=f"processes answering on the port (env TOOLQ_FACADE_PROCESSES; default {base.processes})",
+    )
+    parser.add_argument(
         "--allow-unauthenticated",
         action="store_true",
         help="serve beyond loopback without bearer tokens (env TOOLQ_ALLOW_UNAUTHENTICATED=1)",
@@ -233,6 +242,7 @@ def parse_args(argv: list[str] | None = None) -> FacadeSettings:
         "host": args.host,
         "port": args.port,
         "redis_url": args.redis_url,
+        "processes": args.processes,
         "allow_unauthenticated": args.allow_unauthenticated or None,
         "log_level": args.log_level.upper() if args.log_level else None,
     }

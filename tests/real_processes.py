@@ -53,6 +53,11 @@ async def seed_post(url: str, tool: str, params: dict[str, Any]) -> tuple[int, d
         return response.status, await response.json()
 
 
+def children_of(pid: int) -> list[int]:
+    """The pids of a process's children (Linux)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def redis_server_binary() -> str:
     """The redis-server to use, or skip (fail when TOOLQ_REQUIRE_REDIS=1)."""
     binary = shutil.which("redis-server")

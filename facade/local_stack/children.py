@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TextIO
 
 from facade.local_stack.console import say
+from facade.parent_death import pdeathsig_preexec
 
-PR_SET_PDEATHSIG = 1
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """On Linux, a pre-exec hook that makes the child get SIGTERM when this process dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the hook ran
-            os._exit(1)
-
-    return preexec
-
-
-_PREEXEC = _pdeathsig_preexec()
+_PREEXEC = pdeathsig_preexec()
 
 
 def _pump(name: str, width: int, stream: TextIO) -> None:

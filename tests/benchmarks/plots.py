@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from benchmarks.report import ERAS, median, per_pass, pool, seq_names
-from benchmarks.scenarios import IO_MS, IO_SLOTS
+from benchmarks.scenarios import IO_FACADE_PROCESSES, IO_MS, IO_SLOTS, io_system
 from benchmarks.systems import TOOLQ
 
 COLOURS = {"SDK": "#1f77b4", "FastMCP": "#2ca02c", TOOLQ: "#d62728", "arq": "#7f7f7f"}
@@ -116,6 +116,16 @@ def throughput_by_workers(measured: dict[str, Any], path: Path) -> Path:
             for w in io_workers
         ]
         _errorbars(right, io_workers, bands, label=f"toolq, {callers} callers")
+        most = max(io_workers)
+        several = io_system(most, IO_FACADE_PROCESSES)
+        if all(several in run.get("io", {}) for run in measured["runs"]):
+            level, low, high = _band(
+                measured, lambda run, c=callers, s=several: run["io"][s][str(c)]["calls_per_s"]
+            )
+            right.errorbar(
+                [most], [level], yerr=[[level - low], [high - level]], fmt="D", capsize=3,
+                label=f"toolq, {callers} callers, a facade of {IO_FACADE_PROCESSES} processes",
+            )  # fmt: skip
         for reference in measured["references"]:
             level = _band(measured, lambda run, c=callers, r=reference: run["io"][r][str(c)]["calls_per_s"])[
                 0
@@ -137,9 +147,14 @@ def throughput_by_workers(measured: dict[str, Any], path: Path) -> Path:
 
 
 def draw(measured: dict[str, Any], directory: Path) -> list[Path]:
+    """The plots of the scenarios measured (`./toolq bench --only` may leave some out)."""
     directory.mkdir(parents=True, exist_ok=True)
-    return [
-        latency_distribution(measured, directory / "latency_distribution.png"),
-        throughput_by_callers(measured, directory / "throughput_by_callers.png"),
-        throughput_by_workers(measured, directory / "throughput_by_workers.png"),
-    ]
+    first = measured["runs"][0] if measured["runs"] else {}
+    drawn = []
+    if "sequential" in first:
+        drawn.append(latency_distribution(measured, directory / "latency_distribution.png"))
+    if "callers" in first:
+        drawn.append(throughput_by_callers(measured, directory / "throughput_by_callers.png"))
+    if "pools" in first and "io" in first:
+        drawn.append(throughput_by_workers(measured, directory / "throughput_by_workers.png"))
+    return drawn

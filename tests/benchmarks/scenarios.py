@@ -38,6 +38,23 @@ ERAS = (HANDSHAKE, STATELESS)
 IO_SLOTS = 100
 #: The I/O-bound tool's call length.
 IO_MS = 100
+#: The pool with the most workers is measured again behind a facade of this many processes
+#: (TOOLQ_FACADE_PROCESSES): one facade process answers on one core.
+IO_FACADE_PROCESSES = 2
+
+
+def io_system(workers: int, facade_processes: int = 1) -> str:
+    """A toolq configuration's key in the I/O-bound scenario: `toolq 4` (4 workers), `toolq 4 2`
+    (and a facade of 2 processes)."""
+    return f"{TOOLQ} {workers}" + (f" {facade_processes}" if facade_processes > 1 else "")
+
+
+def io_configuration(key: str) -> tuple[int, int] | None:
+    """(workers, facade processes) of a toolq key of the I/O-bound scenario; None for a reference."""
+    name, *numbers = key.split()
+    if name != TOOLQ:
+        return None
+    return int(numbers[0]), int(numbers[1]) if len(numbers) > 1 else 1
 
 
 @dataclass(frozen=True)

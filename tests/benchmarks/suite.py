@@ -32,7 +32,7 @@ from otlp_receiver import OtlpReceiver
 from benchmarks import report, scenarios, systems
 from benchmarks.machine import describe_machine
 from benchmarks.mcp_client import STATELESS
-from benchmarks.scenarios import IO_SLOTS, Sizes, log
+from benchmarks.scenarios import IO_FACADE_PROCESSES, IO_SLOTS, Sizes, io_system, log
 from benchmarks.systems import FASTMCP, SDK, TOOLQ
 from workers.event_loop import use_fast_event_loop
 
@@ -83,11 +83,13 @@ async def io_pass(sizes: Sizes, ordered: list[str]) -> dict[str, Any]:
                 measured.setdefault(name, {})[str(callers)] = await scenarios.io_bound(
                     running, callers, sizes.io_seconds
                 )
-    for workers in sizes.io_workers:
-        with systems.toolq(workers, tools="nap", concurrency=IO_SLOTS) as running:
+    most = max(sizes.io_workers)
+    for workers, processes in [*((w, 1) for w in sizes.io_workers), (most, IO_FACADE_PROCESSES)]:
+        with systems.toolq(workers, tools="nap", concurrency=IO_SLOTS, facade_processes=processes) as running:
+            key = io_system(workers, processes)
             for callers in sizes.io_callers:
-                log(f"  toolq, {workers} worker(s) x {IO_SLOTS} slots, {callers} callers")
-                measured.setdefault(f"{TOOLQ} {workers}", {})[str(callers)] = await scenarios.io_bound(
+                log(f"  {key}: {workers} x {IO_SLOTS} slots, facade of {processes}, {callers} callers")
+                measured.setdefault(key, {})[str(callers)] = await scenarios.io_bound(
                     running, callers, sizes.io_seconds
                 )
     return measured

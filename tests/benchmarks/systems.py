@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis as redis_sync
-from real_processes import RedisServer, Service, Stack, free_port, port_open, wait_until
+from real_processes import RedisServer, Service, Stack, children_of, free_port, port_open, wait_until
 
 TESTS = Path(__file__).resolve().parent.parent
 #: The module that serves the benchmark's I/O-bound tool, importable with tests/ on PYTHONPATH.
@@ -80,16 +80,29 @@ def reference(name: str) -> Iterator[Running]:
 
 @contextlib.contextmanager
 def toolq(
-    workers: int, *, tools: str = "add", concurrency: int | None = None, env: dict[str, str] | None = None
+    workers: int,
+    *,
+    tools: str = "add",
+    concurrency: int | None = None,
+    env: dict[str, str] | None = None,
+    facade_processes: int = 1,
 ) -> Iterator[Running]:
-    """A redis-server, a facade and `workers` workers serving `tools` in one pool (`env`: more
-    settings for all of them)."""
+    """A redis-server, a facade (of `facade_processes` processes) and `workers` workers serving
+    `tools` in one pool (`env`: more settings for all of them)."""
     with tempfile.TemporaryDirectory(prefix="toolq-bench-") as tmp:
         redis = RedisServer(Path(tmp))
         stack = Stack(redis, Path(tmp), {**_env(), **(env or {})})
         try:
             redis.start()
-            facade, url = stack.facade()
+            facade, url = stack.facade(TOOLQ_FACADE_PROCESSES=str(facade_processes))
+            facade_pids = [facade.process.pid]
+            if facade_processes > 1:
+                wait_until(
+                    lambda: len(children_of(facade.process.pid)) == facade_processes,
+                    20,
+                    "the facade's processes",
+                )
+                facade_pids += children_of(facade.process.pid)
             names = [f"bench-{tools}-{n}" for n in range(workers)]
             flags = ["--tools", tools, "--pool", f"bench-{tools}", "--tool-modules", BENCH_TOOLS]
             if concurrency is not None:
@@ -98,7 +111,7 @@ def toolq(
             stack.wait_for_workers(*names)
             assert redis.process is not None
             roles = {
-                "facade": [facade.process.pid],
+                "facade": facade_pids,
                 "workers": [worker.process.pid for worker in started],
                 "redis": [redis.process.pid],
             }
