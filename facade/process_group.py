@@ -47,6 +47,8 @@ SOCKETS_ENV = "TOOLQ_FACADE_SOCKETS"
 RESTARTS_PER_MINUTE = 5
 #: How long a stopping member may take: aiohttp's shutdown_timeout (10 s) and a margin.
 STOP_SECONDS = 15.0
+#: A member's exit code when it cannot listen on the port: nothing to restart it for.
+CANNOT_LISTEN = 3
 #: How long a scrape waits for a sibling's figures.
 SIBLING_TIMEOUT_SECONDS = 2.0
 
@@ -157,18 +159,23 @@ class Supervisor:
             for index in range(self.count):
                 self.start(index)
             failed = self._watch()
-            return self._wait_for_all() or failed
+            stopped = self._wait_for_all()
+            return failed or stopped
         finally:
             shutil.rmtree(self.sockets, ignore_errors=True)
 
     def _watch(self) -> int:
-        """Until stopped: restart a member that died. 1 if they die too often."""
+        """Until stopped: restart a member that died. 1 if they die too often, CANNOT_LISTEN if
+        one cannot listen on the port."""
         while not self.stopping:
             time.sleep(0.2)
             for index, process in list(self.members.items()):
                 code = process.poll()
                 if code is None or self.stopping:
                     continue
+                if code == CANNOT_LISTEN:  # it said why; another try would fail the same way
+                    self.stop(signal.SIGTERM)
+                    return CANNOT_LISTEN
                 now = time.monotonic()
                 self.restarts = [t for t in self.restarts if now - t < 60] + [now]
                 if len(self.restarts) > RESTARTS_PER_MINUTE:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from real_processes import children_of, running_stack, seed_post, wait_until
 
 from facade.metrics_merge import merge_expositions
+from facade.process_group import CANNOT_LISTEN
 from facade.settings import FacadeSettings
 
 pytestmark = pytest.mark.redis_server
@@ -142,3 +146,23 @@ op_seconds_sum 0.25
     assert merged[("op_seconds_bucket", (("le", "+Inf"),))] == 3.0
     assert merged[("op_seconds_count", ())] == 3.0
     assert merged[("op_seconds_sum", ())] == 0.75
+
+
+@pytest.mark.parametrize("processes", [1, PROCESSES])
+def test_a_port_in_use_is_a_clear_error_not_a_restart_loop(tmp_path: Path, processes: int):
+    with running_stack(tmp_path) as stack, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "facade", "--port", str(port), "--processes", str(processes)],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == CANNOT_LISTEN, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "starting it again" not in done.stderr
