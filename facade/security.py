@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,14 @@ def _host_only(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _matching(presented: bytes, tokens: tuple[tuple[str, bytes], ...]) -> str | None:
     """The name of the token `presented` is, compared with every one of them, always: the time
     taken says nothing about which one matched."""
@@ -49,6 +58,7 @@ def _matching(presented: bytes, tokens: tuple[tuple[str, bytes], ...]) -> str | 
 class AccessPolicy:
     def __init__(self, settings: FacadeSettings):
         self._tokens = tuple((name, secret.encode()) for name, secret in map(named_token, settings.tokens))
+        self._proxies = settings.trusted_proxies
         self._observers = tuple(
             (name, secret.encode()) for name, secret in map(named_token, settings.observer_tokens)
         )
@@ -93,6 +103,29 @@ class AccessPolicy:
             return observer if observing else OUT_OF_SCOPE
         return False
 
+    def client_address(self, request: web.Request) -> str:
+        """The address failures are counted for: the peer's, unless the peer is a trusted proxy
+        (TOOLQ_TRUSTED_PROXIES); then the right-most X-Forwarded-For address that is not one.
+        Each proxy appends the address it saw, so only those right of the first untrusted one
+        are known to be true: whatever a client writes itself stays on the left."""
+        peer = request.remote or ""
+        if not self._proxies or not self._is_proxy(peer):
+            return peer
+        hops = [
+            hop.strip() for value in request.headers.getall("X-Forwarded-For", ()) for hop in value.split(",")
+        ]
+        for hop in reversed(hops):
+            if not self._is_proxy(hop):
+                return hop if _is_address(hop) else peer  # garbled: count it against its proxy
+        return hops[0] if hops else peer  # proxies all the way (or no header): the first
+
+    def _is_proxy(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._proxies)
+
     @property
     def requires_token(self) -> bool:
         return bool(self._tokens)
@@ -101,7 +134,8 @@ class AccessPolicy:
 class AuthFailures:
     """Wrong or missing tokens per client address, counted in Redis by every replica in
     one-minute windows: an address over the limit is refused (429) without its token being
-    looked at, until its window ends. Behind a proxy, the proxy's address is the one counted.
+    looked at, until its window ends. The address is the peer's, or behind a trusted proxy the
+    client's (AccessPolicy.client_address).
 
     Nothing is counted for a request with a good token: this costs Redis nothing on the way of
     a call. If Redis cannot count, tokens are still checked: only the limit lapses.
@@ -170,7 +204,7 @@ def access_middleware(policy: AccessPolicy, failures: AuthFailures | None = None
             return web.json_response({"error": "Misdirected Request: Host not allowed"}, status=421)
         if not policy.origin_allowed(request.headers.get("Origin")):
             return web.json_response({"error": "Forbidden: Origin not allowed"}, status=403)
-        address = request.remote or ""
+        address = policy.client_address(request)
         if failures is not None and policy.requires_token:
             wait = failures.retry_after(address)
             if wait is not None:

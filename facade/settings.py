@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from workers.settings import environment_values
@@ -53,6 +53,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _network(value: Any) -> Any:
+    """'10.0.0.0/8', '192.0.2.7' or '2001:db8::/32' as a network; a bad one is a clear error."""
+    if isinstance(value, str):
+        try:
+            return ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or network") from None
+    return value
+
+
+IPNetwork = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
 Seconds = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -112,6 +123,10 @@ class FacadeSettings:
     #: Wrong or missing tokens one client address may present per minute before it is refused
     #: (429) without the token being looked at; 0: no limit.
     auth_failures_per_minute: Annotated[int, Field(ge=0)] = 30
+    #: Proxies (addresses or networks) whose X-Forwarded-For names the client: behind an ingress
+    #: or load balancer, the failures above are counted per client, not for the proxy's address
+    #: (which every client shares). The header of any other peer is ignored.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     #: How long a stateless-era client may cache `server/discover` (ttlMs).
     discover_ttl_seconds: Seconds = 300.0
     #: How long a stateless-era client may cache `tools/list` (ttlMs). 0 by default: tools come
@@ -190,6 +205,7 @@ ENVIRONMENT = {
     "tool_calls_per_second": "TOOLQ_TOOL_CALLS_PER_SECOND",
     "tool_burst": "TOOLQ_TOOL_BURST",
     "auth_failures_per_minute": "TOOLQ_AUTH_FAILURES_PER_MINUTE",
+    "trusted_proxies": "TOOLQ_TRUSTED_PROXIES",
     "discover_ttl_seconds": "TOOLQ_DISCOVER_TTL_SECONDS",
     "tools_list_ttl_seconds": "TOOLQ_TOOLS_LIST_TTL_SECONDS",
     "sse_keepalive_seconds": "TOOLQ_SSE_KEEPALIVE_SECONDS",
@@ -202,7 +218,7 @@ ENVIRONMENT = {
     "log_calls": "TOOLQ_LOG_CALLS",
     "metrics": "TOOLQ_METRICS",
 }
-LISTS = frozenset({"tokens", "observer_tokens", "allowed_origins", "allowed_hosts"})
+LISTS = frozenset({"tokens", "observer_tokens", "allowed_origins", "allowed_hosts", "trusted_proxies"})
 
 
 def checked(cls: type[FacadeSettings], values: dict[str, Any]) -> FacadeSettings:

@@ -132,3 +132,53 @@ async def test_an_address_failing_authentication_too_often_is_refused_for_a_whil
     assert status == 429  # not even the right token is looked at until the window ends
     assert 1 <= int(headers["Retry-After"]) <= 60
     assert body["error"] == "too_many_requests"
+
+
+async def failures_then_good_token(client: McpHttp, failing: str, other: str) -> int:
+    """`failing` (an X-Forwarded-For value) sends wrong tokens until refused; the status a
+    request from `other` with the right token then gets."""
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    statuses = [
+        (
+            await client.post(
+                ping, session=False, headers={"Authorization": f"Bearer wrong-{i}", **failing_as(failing)}
+            )
+        )[0]
+        for i in range(4)
+    ]
+    assert statuses[-1] == 429, statuses
+    good = {"Authorization": "Bearer good-secret", **failing_as(other)}
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25"},
+    }
+    return (await client.post(initialize, session=False, headers=good))[0]
+
+
+def failing_as(forwarded_for: str) -> dict[str, str]:
+    return {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+
+
+async def test_behind_a_trusted_proxy_failures_count_per_client_not_for_the_proxy(make_facade):
+    # The test client connects from 127.0.0.1: here it plays the ingress every client comes through.
+    behind = await make_facade(
+        tokens=("good-secret",), auth_failures_per_minute=3, trusted_proxies=("127.0.0.1",)
+    )
+    assert await failures_then_good_token(behind, "203.0.113.5", "203.0.113.9") == 200
+    # What a client writes itself is on the left: rotating it does not escape its own count.
+    assert (
+        await failures_then_good_token(behind, "198.51.100.1, 203.0.113.6", "198.51.100.2, 203.0.113.6")
+        == 429
+    )
+
+
+async def test_without_trusting_the_peer_its_forwarded_for_is_ignored(make_facade):
+    # The peer (127.0.0.1) is no trusted proxy: X-Forwarded-For could be anything it likes.
+    spoofable = await make_facade(
+        tokens=("good-secret",), auth_failures_per_minute=3, trusted_proxies=("10.0.0.0/8",)
+    )
+    assert await failures_then_good_token(spoofable, "203.0.113.5", "203.0.113.9") == 429
+    unset = await make_facade(tokens=("good-secret",), auth_failures_per_minute=3)
+    assert await failures_then_good_token(unset, "203.0.113.5", "203.0.113.9") == 429
