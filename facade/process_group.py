@@ -43,6 +43,8 @@ log = logging.getLogger("toolq.facade")
 MEMBER_ENV = "TOOLQ_FACADE_MEMBER"
 #: The private directory (0700) of the members' metrics sockets.
 SOCKETS_ENV = "TOOLQ_FACADE_SOCKETS"
+#: The sockets directory's name: this prefix, the supervisor's pid, a random part.
+SOCKETS_PREFIX = "toolq-facade-"
 #: A member that dies is started again, at most this many times a minute.
 RESTARTS_PER_MINUTE = 5
 #: How long a stopping member may take: aiohttp's shutdown_timeout (10 s) and a margin.
@@ -121,13 +123,29 @@ async def _own_metrics_of(path: Path) -> bytes | None:
         return None
 
 
+def sweep_stale_sockets(directory: Path) -> None:
+    """Remove the sockets directories of supervisors that are gone (killed outright, they could
+    not remove their own); one whose pid is alive is left alone, whoever holds that pid now."""
+    for path in directory.glob(f"{SOCKETS_PREFIX}*-*"):
+        pid = path.name.removeprefix(SOCKETS_PREFIX).split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
 class Supervisor:
     """Starts the members, keeps them running, stops them together."""
 
     def __init__(self, argv: list[str], count: int) -> None:
         self.argv = argv
         self.count = count
-        self.sockets = Path(tempfile.mkdtemp(prefix="toolq-facade-"))
+        sweep_stale_sockets(Path(tempfile.gettempdir()))
+        self.sockets = Path(tempfile.mkdtemp(prefix=f"{SOCKETS_PREFIX}{os.getpid()}-"))
         self.members: dict[int, subprocess.Popen[bytes]] = {}
         self.restarts: list[float] = []
         self.stopping = False

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from real_processes import children_of, running_stack, seed_post, wait_until
 
 from facade.metrics_merge import merge_expositions
-from facade.process_group import CANNOT_LISTEN
+from facade.process_group import CANNOT_LISTEN, SOCKETS_PREFIX, sweep_stale_sockets
 from facade.settings import FacadeSettings
 
 pytestmark = pytest.mark.redis_server
@@ -166,3 +166,18 @@ def test_a_port_in_use_is_a_clear_error_not_a_restart_loop(tmp_path: Path, proce
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
     assert "starting it again" not in done.stderr
+
+
+def test_a_killed_supervisors_sockets_directory_is_swept_by_the_next(tmp_path: Path):
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    dead = tmp_path / f"{SOCKETS_PREFIX}{gone.stdout.strip()}-abc123"
+    alive = tmp_path / f"{SOCKETS_PREFIX}{os.getpid()}-def456"
+    unrelated = tmp_path / f"{SOCKETS_PREFIX}notapid"
+    for directory in (dead, alive, unrelated):
+        directory.mkdir()
+        (directory / "member-0.sock").touch()
+    sweep_stale_sockets(tmp_path)
+    assert not dead.exists()
+    assert alive.exists() and unrelated.exists()
