@@ -261,7 +261,7 @@ class FacadeMetrics:
         other processes of a facade started with TOOLQ_FACADE_PROCESSES), then the pool figures
         read from Redis (when stale)."""
         await self._refresh_figures()
-        own = generate_latest(self.registry)
+        own = self.render_own()
         if siblings:
             own = merge_expositions([own, *siblings])
         return own + generate_latest(self.shared)

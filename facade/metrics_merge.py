@@ -30,7 +30,7 @@ def merge_expositions(texts: list[bytes]) -> bytes:
     values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
     for text in texts:
         for family in text_string_to_metric_families(text.decode()):
-            merged = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+            families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
             series = values.setdefault(family.name, {})
             for sample in family.samples:
                 key = (sample.name, tuple(sample.labels.items()))  # one producer: one label order

@@ -37,12 +37,11 @@ def _host_only(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-def _is_address(value: str) -> bool:
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ipaddress.ip_address(value)
+        return ipaddress.ip_address(value)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _matching(presented: bytes, tokens: tuple[tuple[str, bytes], ...]) -> str | None:
@@ -109,22 +108,21 @@ class AccessPolicy:
         Each proxy appends the address it saw, so only those right of the first untrusted one
         are known to be true: whatever a client writes itself stays on the left."""
         peer = request.remote or ""
-        if not self._proxies or not self._is_proxy(peer):
+        if not self._proxies or not self._is_proxy(_ip(peer)):
             return peer
         hops = [
             hop.strip() for value in request.headers.getall("X-Forwarded-For", ()) for hop in value.split(",")
         ]
         for hop in reversed(hops):
-            if not self._is_proxy(hop):
-                return hop if _is_address(hop) else peer  # garbled: count it against its proxy
+            ip = _ip(hop)
+            if ip is None:
+                return peer  # garbled: count it against its proxy
+            if not self._is_proxy(ip):
+                return hop
         return hops[0] if hops else peer  # proxies all the way (or no header): the first
 
-    def _is_proxy(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._proxies)
+    def _is_proxy(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return ip is not None and any(ip in network for network in self._proxies)
 
     @property
     def requires_token(self) -> bool:
@@ -204,8 +202,10 @@ def access_middleware(policy: AccessPolicy, failures: AuthFailures | None = None
             return web.json_response({"error": "Misdirected Request: Host not allowed"}, status=421)
         if not policy.origin_allowed(request.headers.get("Origin")):
             return web.json_response({"error": "Forbidden: Origin not allowed"}, status=403)
-        address = policy.client_address(request)
+        address = ""
         if failures is not None and policy.requires_token:
+            # Only the failure limit needs the client's address (behind proxies, a header to read).
+            address = policy.client_address(request)
             wait = failures.retry_after(address)
             if wait is not None:
                 failures.refused()

@@ -37,6 +37,13 @@ def _band(measured: dict[str, Any], pick: Any) -> tuple[float, float, float]:
     return median(values), min(values), max(values)
 
 
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def latency_distribution(measured: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, system, kind in seq_names(measured):
@@ -54,10 +61,7 @@ def latency_distribution(measured: dict[str, Any], path: Path) -> Path:
     ax.set_title("Sequential latency, first pass")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def throughput_by_callers(measured: dict[str, Any], path: Path) -> Path:
@@ -79,10 +83,7 @@ def throughput_by_callers(measured: dict[str, Any], path: Path) -> Path:
     ax.set_title("Throughput of tools/call add by callers (toolq: one worker)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def throughput_by_workers(measured: dict[str, Any], path: Path) -> Path:
@@ -140,10 +141,7 @@ def throughput_by_workers(measured: dict[str, Any], path: Path) -> Path:
     right.set_ylim(bottom=0)
     right.set_title(f"an I/O-bound tool ({IO_MS} ms)")
     right.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def draw(measured: dict[str, Any], directory: Path) -> list[Path]:

@@ -96,6 +96,18 @@ def io(system: str, callers: int, key: str = "calls_per_s") -> Callable[[dict[st
     return lambda run: run["io"][system][str(callers)][key]
 
 
+def io_cpu_ms(measured: dict[str, Any], system: str, callers: int) -> list[float]:
+    """The CPU a call cost in the I/O-bound scenario, server and client together, per pass."""
+    return [
+        server + client
+        for server, client in zip(
+            per_pass(measured, io(system, callers, "server_cpu_ms_per_call")),
+            per_pass(measured, io(system, callers, "client_cpu_ms_per_call")),
+            strict=True,
+        )
+    ]
+
+
 def facade_cpu_ms(run: dict[str, Any], system: str, callers: int) -> float | None:
     """The CPU a call cost toolq's facade (all of its processes) in the I/O-bound scenario."""
     value = run["io"][system][str(callers)]["cpu_ms_per_call"].get("facade")
@@ -194,14 +206,7 @@ def targets(measured: dict[str, Any]) -> list[dict[str, Any]]:
         busiest = io_system(most_workers)
     processes = (io_configuration(busiest) or (0, 1))[1]
     achieved = median(per_pass(measured, io(busiest, most_callers)))
-    cpu_per_call = median(
-        s + c
-        for s, c in zip(
-            per_pass(measured, io(busiest, most_callers, "server_cpu_ms_per_call")),
-            per_pass(measured, io(busiest, most_callers, "client_cpu_ms_per_call")),
-            strict=True,
-        )
-    )
+    cpu_per_call = median(io_cpu_ms(measured, busiest, most_callers))
     cores = measured["machine"]["cpus"] or 1
     cores_allow = cores * 1000 / cpu_per_call if cpu_per_call else math.nan
     single = median(per_pass(measured, io(io_system(most_workers), most_callers)))
@@ -384,14 +389,7 @@ def io_table(measured: dict[str, Any]) -> str:
             rate = per_pass(measured, io(system, callers))
             slots = configuration[0] * IO_SLOTS * 1000 / IO_MS if configuration else math.inf
             bound = min(slots, callers * 1000 / IO_MS)
-            cpu = [
-                (s or math.nan) + (c or math.nan)
-                for s, c in zip(
-                    per_pass(measured, io(system, callers, "server_cpu_ms_per_call")),
-                    per_pass(measured, io(system, callers, "client_cpu_ms_per_call")),
-                    strict=True,
-                )
-            ]
+            cpu = io_cpu_ms(measured, system, callers)
             cores_allow = [cores * 1000 / c if c and not math.isnan(c) else math.nan for c in cpu]
             if configuration is None:
                 name, facade_allows = system, "-"
